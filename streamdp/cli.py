@@ -1,0 +1,134 @@
+"""Command line: ``streamdp run | train``.
+
+Everything the user typed is validated here, once, into a ``Config`` and a list of jobs; errors
+become one line on stderr and a non-zero exit (2 for bad input, 1 for files that failed in a folder
+run, 130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, OutputError, StreamdpError
+
+log = logging.getLogger("streamdp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamdp", description="Replace every face in videos and images with a privatized face."
+    )
+    parser.add_argument("--version", action="version", version=f"streamdp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="anonymize a video, an image or a folder of them")
+    run.add_argument("input", type=Path, help="video file, image file or folder (searched recursively)")
+    run.add_argument("-o", "--output", type=Path, required=True, help="output file (or folder for folder input)")
+    run.add_argument("-m", "--mechanism", help="blur, pixelate, solid or dp-image (default from config)")
+    run.add_argument("-c", "--config", type=Path, help="YAML config file (see configs/default.yaml)")
+    run.add_argument("--report", type=Path, help="write a JSON report of the run here")
+    run.add_argument("--epsilon", type=float, help="dp-image: privacy budget per release")
+    run.add_argument("--release-interval", type=float, help="dp-image: seconds between fresh noise draws per face")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    train = sub.add_parser("train", help="train the DP-Image face model (needs the 'train' extra)")
+    train.add_argument("--config", type=Path, default=Path("configs/train.yaml"))
+    train.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.mechanism:
+        out["mechanism.name"] = args.mechanism
+    if args.epsilon is not None:
+        out["mechanism.dp_image.epsilon"] = args.epsilon
+    if args.release_interval is not None:
+        out["mechanism.dp_image.release_interval"] = args.release_interval
+    return out
+
+
+def _check_report_path(report: Path | None, inputs: list[Path]) -> None:
+    if report is None:
+        return
+    if report.exists() and report.is_dir():
+        raise OutputError(f"report path is a folder: {report}")
+    if any(report.resolve() == p.resolve() for p in inputs):
+        raise OutputError(f"report path is the input: {report}")
+    parent = report.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write the report under {parent}")
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .config import load_config
+    from .media import plan_jobs
+    from .progress import Progress
+    from .runner import run_jobs
+
+    config = load_config(args.config, _overrides(args))
+    jobs = plan_jobs(args.input, args.output)
+    _check_report_path(args.report, [args.input] + [j.src for j in jobs])
+    started = datetime.now(timezone.utc)
+    show = not args.quiet and sys.stderr.isatty()
+    with Progress(enabled=show, files=len(jobs)) as progress:
+        outcome = run_jobs(jobs, config, progress)
+    if args.report:
+        from .report import build_report, write_json_atomic
+
+        write_json_atomic(args.report, build_report(argv, config.model_dump(mode="json"), outcome.entries, started))
+    if not args.quiet:
+        for line in outcome.summary_lines():
+            print(line)
+        if args.report:
+            print(f"report: {args.report}")
+    if outcome.interrupted:
+        return 130
+    if outcome.failed:
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    try:
+        from .train.cli import main as train_main
+    except ImportError as exc:
+        raise ConfigError(
+            f"training needs the 'train' extra (pip install 'streamdp[train]'): {exc}"
+        ) from None
+    return int(train_main(["--config", str(args.config), *args.rest]) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+        format="streamdp: %(levelname)s: %(message)s",
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "train":
+            return cmd_train(args, argv)
+    except StreamdpError as exc:
+        print(f"streamdp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("streamdp: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Configuration: one validated value, built once at the edge (CLI / YAML), passed to every stage.
+
+Unknown keys are errors (``extra="forbid"``): a typo in a privacy setting must never be silently
+ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DetectConfig(_Section):
+    # Low threshold: a missed face is a privacy leak, a false positive only costs a covered patch.
+    min_confidence: float = Field(0.3, ge=0.05, le=0.99)
+    # Tiling for small faces: the short-range model sees 128x128, so a 1080p frame is also searched
+    # in overlapping square tiles of about ``tile_size`` source pixels. "auto" picks the grid from
+    # the frame size; 0 disables tiling; N >= 1 forces N tile rows.
+    tiles: Literal["auto"] | int = "auto"
+    tile_size: int = Field(384, ge=128, le=2048)
+    tile_overlap: float = Field(0.25, ge=0.0, le=0.75)
+    # Run the tiled search every N frames (1 = every frame); the full frame is searched every frame
+    # and tracks keep faces covered between tiled passes.
+    tile_every: int = Field(1, ge=1, le=30)
+    nms_iou: float = Field(0.3, ge=0.05, le=0.95)
+
+
+class TrackConfig(_Section):
+    iou_match: float = Field(0.2, ge=0.0, le=1.0)
+    # Temporal dilation: keep covering a face this long after the detector last saw it.
+    coast_seconds: float = Field(0.5, ge=0.0, le=10.0)
+    # Grow every covered box by this fraction of its size on each side (plus more while coasting).
+    box_margin: float = Field(0.2, ge=0.0, le=2.0)
+    coast_margin_per_second: float = Field(0.5, ge=0.0, le=10.0)
+
+
+class PixelateConfig(_Section):
+    # Number of blocks across the face box (a real mosaic, never a one-pixel "mosaic").
+    blocks: int = Field(8, ge=2, le=64)
+
+
+class BlurConfig(_Section):
+    # Gaussian sigma as a fraction of the face box size; strong by default.
+    sigma_fraction: float = Field(0.25, ge=0.02, le=2.0)
+
+
+class SolidConfig(_Section):
+    color: tuple[int, int, int] = (0, 0, 0)
+
+
+class DpImageConfig(_Section):
+    model: Path | None = None  # None: the model shipped inside the package
+    mechanism: Literal["laplace", "metric", "gaussian", "identity-only", "none"] = "laplace"
+    epsilon: float = Field(8.0, gt=0.0)
+    delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only
+    release_interval: float = Field(10.0, gt=0.0)  # seconds between fresh noise draws per track
+    seed: int | None = None  # tests only; production noise comes from the OS entropy pool
+
+
+class MechanismConfig(_Section):
+    name: str = "pixelate"
+    pixelate: PixelateConfig = PixelateConfig()
+    blur: BlurConfig = BlurConfig()
+    solid: SolidConfig = SolidConfig()
+    dp_image: DpImageConfig = DpImageConfig()
+    feather: float = Field(0.15, ge=0.0, le=0.5)  # mask feathering as a fraction of the box size
+
+
+class BatchConfig(_Section):
+    max_batch: int = Field(16, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+
+
+class OutputConfig(_Section):
+    codec: str = "libx264"
+    crf: int | None = Field(20, ge=0, le=63)
+    preset: str | None = "medium"
+    pix_fmt: str = "yuv420p"
+    bitrate: int | None = None  # bits/s, instead of crf when set
+    copy_audio: bool = True
+    copy_subtitles: bool = True
+    jpeg_quality: int = Field(95, ge=1, le=100)
+
+
+class PipelineConfig(_Section):
+    queue_size: int = Field(8, ge=1, le=256)
+    threads: Literal["auto"] | int = "auto"  # worker threads for decode/encode codecs
+
+
+class Config(_Section):
+    detect: DetectConfig = DetectConfig()
+    track: TrackConfig = TrackConfig()
+    mechanism: MechanismConfig = MechanismConfig()
+    batch: BatchConfig = BatchConfig()
+    output: OutputConfig = OutputConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @model_validator(mode="after")
+    def _known_mechanism(self) -> Config:
+        from .mechanisms import available_mechanisms
+
+        if self.mechanism.name not in available_mechanisms():
+            raise ValueError(
+                f"unknown mechanism {self.mechanism.name!r} (choose from {', '.join(available_mechanisms())})"
+            )
+        return self
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    text = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown key {where!r}"
+    else:
+        msg = f"{where}: {text}" if where else text
+    more = len(err.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"invalid config {source}: {msg}{suffix}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the validated ``Config`` from an optional YAML file plus dotted-key overrides."""
+    data: dict[str, Any] = {}
+    source = "(command line)"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"invalid config {p}: not valid YAML{at}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"invalid config {p}: the top level must be a mapping")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"invalid config {source}: {key!r} must be a mapping")
+        node[leaf] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None

