@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MEDIA = SHARED / "media"
+FACES = SHARED / "data" / "faces"
+
+
+def need_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared data folder beside the checkout is absent)")
+    return path
+
+
+@pytest.fixture
+def media() -> Path:
+    return need_shared(MEDIA)
+
+
+@pytest.fixture
+def faces_dir() -> Path:
+    return need_shared(FACES)

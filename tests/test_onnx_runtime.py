@@ -1,0 +1,62 @@
+"""The ONNX privatizer runtime: contract, metadata, batching, provider choice (tiny test model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdp.errors import ModelError
+from streamdp.mechanisms.dp_image import PrivatizerModel, select_providers
+from tiny_model import build_tiny_model
+
+
+def test_loads_and_runs_dynamic_batches(tmp_path: Path) -> None:
+    model = PrivatizerModel(build_tiny_model(tmp_path / "m", crop_size=32, latent_dim=8))
+    assert (model.crop_size, model.latent_dim) == (32, 8)
+    for n in (1, 3, 17):
+        faces = np.random.default_rng(n).random((n, 3, 32, 32), dtype=np.float32)
+        latent = model.encode(faces)
+        assert latent.shape == (n, 8)
+        out = model.decode(latent, np.zeros_like(faces), np.zeros((n, 12), np.float32))
+        assert out.shape == (n, 3, 32, 32)
+        # the tiny decoder recovers each crop's mean colour from the latent alone
+        np.testing.assert_allclose(out[:, :, 5, 5], faces.mean(axis=(2, 3)), atol=1e-4)
+
+
+def test_missing_metadata_is_refused_with_the_keys_named(tmp_path: Path) -> None:
+    folder = build_tiny_model(tmp_path / "m", drop_keys=("streamdp.delta_l1", "streamdp.clip_bound"))
+    with pytest.raises(ModelError, match=r"lacks required metadata: streamdp\.clip_bound, streamdp\.delta_l1"):
+        PrivatizerModel(folder)
+
+
+def test_wrong_format_refused(tmp_path: Path) -> None:
+    import onnx
+
+    folder = build_tiny_model(tmp_path / "m")
+    model = onnx.load(str(folder / "encoder.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "streamdp.format":
+            prop.value = "something-else"
+    onnx.save(model, str(folder / "encoder.onnx"))
+    with pytest.raises(ModelError, match="format"):
+        PrivatizerModel(folder)
+
+
+def test_missing_folder_and_garbage_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        PrivatizerModel(tmp_path / "nothing")
+    folder = build_tiny_model(tmp_path / "m")
+    (folder / "decoder.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load model"):
+        PrivatizerModel(folder)
+
+
+def test_provider_choice_prefers_cuda_then_cpu() -> None:
+    assert select_providers(["CPUExecutionProvider", "CUDAExecutionProvider"]) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert select_providers(["AzureExecutionProvider"]) == ["CPUExecutionProvider"]
