@@ -8,6 +8,7 @@ writers fill a temp file beside it, renamed onto it at the very end.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -72,13 +73,15 @@ def probe_kind(path: str | Path) -> MediaKind:
                 if not (s.disposition & av.stream.Disposition.attached_pic)
             ]
             if not videos:
+                if not len(container.streams):
+                    raise InputError(f"no video frames in {path} (the file holds no streams)")
                 raise InputError(f"no video stream in {path}")
     except InputError:
         raise
     except FileNotFoundError:
         raise InputError(f"input not found: {path}") from None
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"not a readable video or image: {path} ({_reason(exc)})") from None
+        raise open_error(path, exc) from None
     return "video"
 
 
@@ -86,6 +89,41 @@ def _reason(exc: BaseException) -> str:
     """A short, single-line reason from an FFmpeg / OS error."""
     msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return " ".join(str(msg).split())
+
+
+def _mp4_without_moov(path: Path) -> bool:
+    """True for an MP4/MOV whose top-level boxes lack ``moov`` (the index is written last, so a
+    recording that was cut off, or a partial download, has none and cannot be decoded at all)."""
+    try:
+        size_total = path.stat().st_size
+        with open(path, "rb") as fh:
+            pos, seen = 0, set()
+            while pos + 8 <= size_total and len(seen) < 64:
+                fh.seek(pos)
+                head = fh.read(16)
+                size = int.from_bytes(head[:4], "big")
+                kind = head[4:8]
+                if not (kind.isascii() and kind.isalnum()):
+                    return False
+                seen.add(kind)
+                if size == 1 and len(head) >= 16:
+                    size = int.from_bytes(head[8:16], "big")
+                elif size == 0:
+                    size = size_total - pos
+                if size < 8:
+                    return False
+                pos += size
+            return b"ftyp" in seen and b"moov" not in seen
+    except OSError:
+        return False
+
+
+def open_error(path: Path, exc: BaseException) -> InputError:
+    """The one-line ``InputError`` for a file FFmpeg could not open."""
+    reason = _reason(exc)
+    if _mp4_without_moov(path):
+        reason = "no 'moov' index: the file is incomplete, e.g. a recording that was cut off"
+    return InputError(f"not a readable video or image: {path} ({reason})")
 
 
 # --------------------------------------------------------------------------------------- planning
@@ -153,7 +191,8 @@ def check_writable_dir(folder: Path) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".streamdp-write-test{TMP_MARKER}", dir=anc)
     except OSError as exc:
-        raise OutputError(f"output folder is not writable: {anc} ({_reason(exc)})") from None
+        why = "" if exc.errno == errno.ENOENT else f" ({_reason(exc)})"
+        raise OutputError(f"output folder is not writable: {anc}{why}") from None
     os.close(fd)
     try:
         os.unlink(probe)
@@ -262,6 +301,7 @@ class atomic_output:  # noqa: N801  (used like a function: ``with atomic_output(
         os.close(fd)
         self.path = Path(tmp)
         self.done = False
+        self.committed = False
 
     def commit(self, target: str | Path | None = None) -> Path:
         """Rename the temp file onto ``dst`` (or ``target``); returns the final path."""
@@ -274,10 +314,12 @@ class atomic_output:  # noqa: N801  (used like a function: ``with atomic_output(
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write output {final}: {_reason(exc)}") from None
-        self.done = True
+        self.done = self.committed = True
         return final
 
     def discard(self) -> None:
+        if self.committed:
+            return
         self.done = True
         try:
             self.path.unlink()
