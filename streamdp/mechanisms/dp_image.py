@@ -27,21 +27,6 @@ from .base import Mechanism
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "dpimage-v1"
-REQUIRED_METADATA = (
-    "streamdp.format",
-    "streamdp.crop_size",
-    "streamdp.latent_dim",
-    "streamdp.clip_norm",
-    "streamdp.clip_bound",
-    "streamdp.delta_l1",
-    "streamdp.delta_l2",
-    "streamdp.identity_dims",
-    "streamdp.mask_feather",
-    "streamdp.training_data",
-    "streamdp.version",
-    "streamdp.sha256",
-)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dpimage"
 # Faces smaller than this (eye-to-mouth, in pixels) carry too little identity to model well and
 # decode badly: they are pixelated instead (fail closed: still covered).
@@ -73,12 +58,11 @@ def _session(path: Path, providers: list[str]) -> Any:
 
 
 def read_model_metadata(session: Any, path: Path) -> dict[str, str]:
+    """The validated ``streamdp.*`` metadata of a loaded session (keys: ``privacy.REQUIRED_METADATA``)."""
+    from ..privacy.mechanisms import validate_metadata
+
     meta = dict(session.get_modelmeta().custom_metadata_map)
-    missing = [k for k in REQUIRED_METADATA if k not in meta]
-    if missing:
-        raise ModelError(f"model {path} lacks required metadata: {', '.join(missing)}")
-    if meta["streamdp.format"] != MODEL_FORMAT:
-        raise ModelError(f"model {path} has format {meta['streamdp.format']!r}, expected {MODEL_FORMAT!r}")
+    validate_metadata(meta, path)
     return meta
 
 
@@ -201,11 +185,13 @@ class DpImage(Mechanism):
         for s in range(0, len(owners), self.max_batch):
             sl = slice(s, s + self.max_batch)
             latent = self.model.encode(np.ascontiguousarray(faces_f[sl]))
-            clipped = self.latent_mechanism.clip(latent)
-            noise = np.stack(
-                [self.noise_bank.noise_for((sid, tid), t) for (_, sid, tid, t) in owners[sl]]
+            # One release per track per interval; later frames reuse the released latent (pure
+            # post-processing of one release). Re-noising each frame's own latent would not be.
+            released = self.noise_bank.release_batch(
+                [(sid, tid) for (_, sid, tid, _) in owners[sl]],
+                [t for (*_, t) in owners[sl]],
+                self.latent_mechanism.clip(latent),
             )
-            released = self.latent_mechanism.release(clipped, noise)
             out[sl] = self.model.decode(released, np.ascontiguousarray(context[sl]), all_kp[sl].astype(np.float32))
         out_u8 = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
         self.faces_modelled += len(owners)
