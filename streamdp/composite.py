@@ -1,0 +1,157 @@
+"""Putting privatized faces back into the frame, in place.
+
+``paste_crops``: aligned crops (from a face decoder) are warped back with the inverse of their
+alignment transform and alpha-blended through the warped feathered face mask. Only the region of
+the frame the mask can touch is processed (an ROI), never the full frame.
+
+``cover_boxes``: the helper pixel mechanisms (pixelate, blur, solid) use. Choice, documented: the
+whole box is covered with alpha exactly 1 — the tracker's boxes already carry the face margin, so
+the un-margined face is strictly inside and is always fully replaced; ``feather`` > 0 only adds a
+soft band of ``feather * box size`` pixels *outside* the box, where the mechanism's output fades
+into the original. ``fn`` is called on the box plus that band, so the band blends towards the same
+processed content as the box (no seam). Nothing inside the box is ever partially visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+
+def _mask_support(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding rectangle (x0, y0, x1, y1) of the mask's non-zero pixels."""
+    ys, xs = np.nonzero(mask > 0)
+    if len(xs) == 0:
+        return 0, 0, 0, 0
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def paste_crops(image: np.ndarray, crops: np.ndarray, matrices: np.ndarray, mask: np.ndarray) -> None:
+    """Blend each crop back into ``image`` (HxWx3 uint8, modified in place).
+
+    ``crops``: (N, S, S, 3) uint8; ``matrices``: (N, 2, 3) image->crop transforms (the ones the
+    crops were taken with); ``mask``: (S, S) float alpha in [0, 1] in crop coordinates. Where the
+    mask is 1 the frame gets the crop's pixels exactly (up to bilinear resampling).
+    """
+    crops = np.asarray(crops)
+    mats = np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3)
+    if len(crops) != len(mats):
+        raise ValueError(f"{len(crops)} crops but {len(mats)} matrices")
+    if len(mats) == 0:
+        return
+    S = crops.shape[1]
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.shape != (S, S):
+        raise ValueError(f"mask shape {mask.shape} does not match crops of {S}x{S}")
+    h, w = image.shape[:2]
+    sx0, sy0, sx1, sy1 = _mask_support(mask)
+    if sx1 <= sx0:
+        return
+    corners = np.array([[sx0, sy0], [sx1, sy0], [sx0, sy1], [sx1, sy1]], dtype=np.float64)
+    for i in range(len(mats)):
+        m = mats[i]
+        a = m[:, :2]
+        det = np.linalg.det(a)
+        if not np.isfinite(det) or abs(det) < 1e-12:
+            continue
+        inv_a = np.linalg.inv(a)
+        # mask support corners -> image, bounding ROI (1 px slack for bilinear), clipped
+        pts = (corners - m[:, 2]) @ inv_a.T
+        x0 = max(int(np.floor(pts[:, 0].min())) - 1, 0)
+        y0 = max(int(np.floor(pts[:, 1].min())) - 1, 0)
+        x1 = min(int(np.ceil(pts[:, 0].max())) + 1, w)
+        y1 = min(int(np.ceil(pts[:, 1].max())) + 1, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        # ROI pixel (u, v) is image pixel (u + x0, v + y0): shift the image->crop matrix
+        mr = m.copy()
+        mr[:, 2] += a @ np.array([x0, y0], dtype=np.float64)
+        size = (x1 - x0, y1 - y0)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        crop = np.ascontiguousarray(crops[i])  # e.g. a transposed (N, 3, S, S) model output
+        face = cv2.warpAffine(crop, mr, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask, mr, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        _blend(image[y0:y1, x0:x1], face, alpha)
+
+
+def _blend(roi: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
+    """roi = src * alpha + roi * (1 - alpha), in place; alpha == 1 gives src exactly, 0 roi."""
+    a = np.ascontiguousarray(alpha, dtype=np.float32)
+    roi[...] = cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(roi), a, 1.0 - a)
+
+
+@lru_cache(maxsize=256)
+def _band_alpha(
+    h: int, w: int, bx0: int, by0: int, bx1: int, by1: int, band: float, shape: str
+) -> np.ndarray:
+    """Alpha over an h x w ROI: 1 on the cover region, smoothstep to 0 over ``band`` px outside."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    if shape == "ellipse":
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        # ellipse circumscribing the box (same aspect): every box pixel is inside it
+        rx, ry = (bx1 - bx0) / 2 * np.sqrt(2), (by1 - by0) / 2 * np.sqrt(2)
+        dx, dy = xs - cx, ys - cy
+        d = np.sqrt((dx / max(rx, 1e-3)) ** 2 + (dy / max(ry, 1e-3)) ** 2)
+        outside = np.where(d > 1, np.hypot(dx, dy) * (1 - 1 / np.maximum(d, 1e-6)), 0.0)
+    else:
+        ox = np.maximum(np.maximum(bx0 - xs, xs - bx1), 0)
+        oy = np.maximum(np.maximum(by0 - ys, ys - by1), 0)
+        outside = np.hypot(ox, oy)  # rounded corners in the band
+    t = np.clip(outside / max(band, 1e-6), 0, 1)
+    a = (1 - t * t * (3 - 2 * t)).astype(np.float32)
+    a.setflags(write=False)
+    return a
+
+
+def cover_boxes(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    fn: Callable[[np.ndarray], np.ndarray],
+    feather: float = 0.0,
+    shape: str = "rect",
+) -> None:
+    """Replace every box of ``image`` (in place) by ``fn(roi)``; see the module doc for the choice.
+
+    ``boxes``: (N, 4) xyxy pixels (clipped here, rounded outward). ``fn`` takes an ``h x w x 3``
+    uint8 view and returns an array of the same shape (it may modify and return its input).
+    ``feather``: width of the outward soft band as a fraction of the box size (mean of its sides);
+    0 = hard edge. ``shape``: ``"rect"`` (alpha 1 on the box) or ``"ellipse"`` (alpha 1 on the
+    ellipse circumscribing the box — still covers the whole box, with rounder edges, at the cost of
+    covering more outside it).
+    """
+    if shape not in ("rect", "ellipse"):
+        raise ValueError(f"shape must be 'rect' or 'ellipse', got {shape!r}")
+    h, w = image.shape[:2]
+    bx = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    for x0f, y0f, x1f, y1f in bx:
+        if not np.isfinite([x0f, y0f, x1f, y1f]).all():
+            continue
+        x0, y0 = max(int(np.floor(x0f)), 0), max(int(np.floor(y0f)), 0)
+        x1, y1 = min(int(np.ceil(x1f)), w), min(int(np.ceil(y1f)), h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        if feather <= 0 and shape == "rect":
+            roi = image[y0:y1, x0:x1]
+            res = fn(roi)
+            if res is not roi:
+                roi[...] = res
+            continue
+        bw, bh = x1f - x0f, y1f - y0f
+        band = max(float(feather) * (bw + bh) / 2, 0.0)
+        ext = band + (0.0 if shape == "rect" else (np.sqrt(2) - 1) / 2 * max(bw, bh))
+        e = int(np.ceil(ext))
+        ex0, ey0 = max(x0 - e, 0), max(y0 - e, 0)
+        ex1, ey1 = min(x1 + e, w), min(y1 + e, h)
+        roi = image[ey0:ey1, ex0:ex1]
+        orig = roi.copy()
+        res = fn(roi)
+        if res is not roi:
+            roi[...] = res
+        alpha = _band_alpha(
+            ey1 - ey0, ex1 - ex0, x0 - ex0, y0 - ey0, x1 - ex0, y1 - ey0, round(band, 2), shape
+        )
+        # roi currently holds fn's output; fade it back to the original outside the cover region
+        _blend(roi, orig, 1.0 - alpha)

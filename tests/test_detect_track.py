@@ -1,0 +1,389 @@
+"""Face detector (MediaPipe short-range + tiles + second look) and tracker, on real media."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdp.config import DetectConfig, TrackConfig
+from streamdp.detect import FaceDetector, box_iou, nms, plan_tiles
+from streamdp.track import FaceTracker
+from streamdp.types import Detections
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MEDIA = SHARED / "media"
+FACES = SHARED / "data" / "faces"
+
+needs_media = pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA}")
+needs_faces = pytest.mark.skipif(
+    not (FACES / "splits.json").is_file(), reason=f"shared face photographs not found at {FACES}"
+)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def video_frames(name: str, indices) -> list[tuple[int, float, np.ndarray]]:
+    import av
+
+    wanted = set(indices)
+    out = []
+    with av.open(str(MEDIA / name)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                out.append((i, float(frame.time), frame.to_ndarray(format="rgb24")))
+            if i >= max(wanted):
+                break
+    return out
+
+
+def centres(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with FaceDetector(DetectConfig()) as det:
+        yield det
+
+
+@pytest.fixture(scope="module")
+def detector_full_only():
+    with FaceDetector(DetectConfig(tiles=0)) as det:
+        yield det
+
+
+# ------------------------------------------------------------------------------------------------
+# box geometry
+# ------------------------------------------------------------------------------------------------
+
+
+def test_box_iou_hand_cases():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], dtype=np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [10, 10, 20, 20], [2, 2, 4, 4]], dtype=np.float32)
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 4)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0, 4 / 100], rtol=1e-6)
+    np.testing.assert_array_equal(iou[1], 0.0)  # degenerate box: no NaN
+    assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
+
+
+def test_nms_hand_cases():
+    boxes = np.array(
+        [[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5], [21, 21, 31, 31]],
+        dtype=np.float32,
+    )
+    scores = np.array([0.5, 0.9, 0.8, 0.3, 0.85], dtype=np.float32)
+    keep = nms(boxes, scores, iou=0.5)
+    # 1 beats 0 and 3 (overlapping), 4 beats 2; order by score
+    assert keep.tolist() == [1, 4]
+    assert nms(boxes, scores, iou=0.99).tolist() == [1, 4, 2, 0, 3]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    # containment: a small low-scored box inside a big one goes with ``contained``
+    big_small = np.array([[0, 0, 100, 100], [10, 10, 30, 30]], dtype=np.float32)
+    assert nms(big_small, np.array([0.9, 0.5]), 0.3).tolist() == [0, 1]
+    assert nms(big_small, np.array([0.9, 0.5]), 0.3, contained=0.85).tolist() == [0]
+    # ... but never the big one for a higher-scored small one (it would uncover the rest)
+    assert nms(big_small, np.array([0.5, 0.9]), 0.3, contained=0.85).tolist() == [1, 0]
+
+
+def test_tile_plan_covers_the_frame_with_overlap():
+    cfg = DetectConfig()
+    assert plan_tiles(176, 144, cfg) == []  # small frame: the full frame is enough
+    assert plan_tiles(1920, 1080, DetectConfig(tiles=0)) == []
+    for w, h in [(640, 360), (960, 540), (1280, 720), (1920, 1080), (1080, 1920)]:
+        tiles = plan_tiles(w, h, cfg)
+        assert tiles, (w, h)
+        for size in {t.size for t in tiles}:
+            level = [t for t in tiles if t.size == size]
+            covered = np.zeros((h, w), dtype=bool)
+            for t in level:
+                assert 0 <= t.x0 and t.x1 <= w and 0 <= t.y0 and t.y1 <= h
+                covered[t.y0 : t.y1, t.x0 : t.x1] = True
+            assert covered.all(), (w, h, size)
+            xs = sorted({t.x0 for t in level})
+            if len(xs) > 1:
+                assert max(np.diff(xs)) <= size * (1 - cfg.tile_overlap) + 1
+    sizes = {t.size for t in plan_tiles(1920, 1080, cfg)}
+    assert sizes == {384, 768, 1080}  # pyramid: no face size falls between two levels
+    assert len(plan_tiles(1920, 1080, DetectConfig(tiles=2))) < len(plan_tiles(1920, 1080, cfg))
+
+
+# ------------------------------------------------------------------------------------------------
+# detector on real media
+# ------------------------------------------------------------------------------------------------
+
+
+@needs_media
+def test_single_face_still(detector):
+    img = read_rgb(MEDIA / "single_face.jpg")
+    dets = detector.detect(img)
+    assert len(dets) == 1
+    assert dets.scores[0] > 0.8
+    box, kp = dets.boxes[0], dets.keypoints[0]
+    assert 150 < box[2] - box[0] < 260
+    # MediaPipe order: the subject's right eye is on the image's left
+    assert kp[0, 0] < kp[1, 0]
+    assert kp[3, 1] > kp[2, 1] > kp[0, 1]  # mouth below nose below eyes
+    inner = kp[:4]
+    assert ((inner >= box[:2]) & (inner <= box[2:])).all()
+    t = detector.last_timing
+    assert t["total_s"] > 0 and t["calls"] >= 1
+
+
+@needs_media
+def test_multi_face_still_finds_all_five(detector):
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    dets = detector.detect(img)
+    expected = np.array([[260, 127], [364, 309], [477, 270], [583, 386], [739, 373]], dtype=np.float32)
+    c = centres(dets.boxes)
+    dist = np.linalg.norm(expected[:, None] - c[None], axis=2)
+    assert (dist.min(axis=1) < 30).all(), (c, dets.scores)
+    assert len(dets) <= 6  # at most one false positive
+    assert (np.sort(dets.scores)[-5:] > 0.8).all()
+
+
+@needs_media
+@pytest.mark.parametrize(
+    "name,indices",
+    [
+        ("single_face.mp4", range(0, 72, 6)),
+        ("WolfgangLanger_Pexels.mp4", range(0, 472, 40)),
+        ("carphone_pristine.mp4", range(0, 120, 20)),
+    ],
+)
+def test_faces_in_video_frames(detector, name, indices):
+    frames = video_frames(name, indices)
+    assert len(frames) == len(list(indices))
+    for i, _, img in frames:
+        dets = detector.detect(img, frame_index=i)
+        assert len(dets) == 1, (name, i, dets.scores)
+        assert dets.scores[0] > 0.6
+        b = dets.boxes[0]
+        assert 0 <= b[0] < b[2] <= img.shape[1] and 0 <= b[1] < b[3] <= img.shape[0]
+
+
+@needs_media
+@pytest.mark.parametrize("name,indices,bound", [
+    # no_face.mp4: cartoon title letters score up to 0.74 on MediaPipe's first look (17/95 frames
+    # >= 0.3 on the full frame alone); the second look rejects them: measured 0/95
+    ("no_face.mp4", range(0, 95, 2), 0.03),
+    # bikes.mp4 has real faces in frames ~30-45 and ~80-135: only its face-free parts here;
+    # measured 2/130 frames
+    ("bikes.mp4", [*range(0, 20, 2), *range(140, 250, 2)], 0.05),
+])
+def test_false_positive_rate_on_face_free_video(detector, name, indices, bound):
+    frames = video_frames(name, indices)
+    with_fp = 0
+    for i, _, img in frames:
+        dets = detector.detect(img, frame_index=i)
+        with_fp += len(dets) > 0
+        assert (dets.scores < 0.8).all(), (name, i, dets.scores)  # never a confident false face
+    rate = with_fp / len(frames)
+    assert rate <= bound, f"{name}: false positives in {with_fp}/{len(frames)} frames"
+
+
+def _paste(bg: np.ndarray, face: np.ndarray, size: int, x: int, y: int) -> np.ndarray:
+    import cv2
+
+    out = bg.copy()
+    out[y : y + size, x : x + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+@needs_media
+@needs_faces
+def test_tiling_finds_a_small_face_in_1080p(detector, detector_full_only):
+    import cv2
+
+    (_, _, bg), = video_frames("bikes.mp4", [230])  # face-free wall and bicycle
+    bg = cv2.resize(bg, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    ids = json.loads((FACES / "splits.json").read_text())["lfw_eval_identities"][:3]
+    # an LFW 160x160 crop at 80 px: the face box is ~55 px, 2.9% of the frame width
+    size, x, y = 80, 1400, 700
+    for person in ids:
+        photo = read_rgb(sorted((FACES / "lfw" / person).glob("*.jpg"))[0])
+        img = _paste(bg, photo, size, x, y)
+        assert len(detector_full_only.detect(img)) == 0  # far below the full frame's floor
+        dets = detector.detect(img)
+        c = centres(dets.boxes)
+        hit = np.linalg.norm(c - [x + size / 2, y + size / 2], axis=1) < size / 4
+        assert hit.sum() == 1, (person, dets.boxes, dets.scores)
+        b = dets.boxes[hit][0]
+        assert 35 < b[2] - b[0] < 80
+        assert len(dets) <= 2, dets.boxes  # at most one false positive in the 37 tiles + second looks
+
+
+@needs_media
+@needs_faces
+def test_medium_face_cut_by_tile_borders_found_once(detector):
+    import cv2
+
+    (_, _, bg), = video_frames("bikes.mp4", [230])
+    bg = cv2.resize(bg, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    person = json.loads((FACES / "splits.json").read_text())["lfw_eval_identities"][5]
+    photo = read_rgb(sorted((FACES / "lfw" / person).glob("*.jpg"))[0])
+    # ~170 px faces astride the 384-grid borders (the full frame's floor is ~200 px)
+    size = 250
+    for x in (170, 455, 745):
+        img = _paste(bg, photo, size, x, 300)
+        dets = detector.detect(img)
+        c = centres(dets.boxes)
+        hit = np.linalg.norm(c - [x + size / 2, 300 + size / 2], axis=1) < size / 4
+        assert hit.sum() == 1, (x, dets.boxes, dets.scores)
+
+
+@needs_media
+def test_tile_every_skips_the_tile_pass(detector):
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    with FaceDetector(DetectConfig(tile_every=3)) as det:
+        det.detect(img, frame_index=3)
+        assert det.last_timing["tile_calls"] > 0
+        det.detect(img, frame_index=4)
+        assert det.last_timing["tile_calls"] == 0
+
+
+def test_detector_rejects_bad_input_and_closes():
+    det = FaceDetector(DetectConfig())
+    with pytest.raises(ValueError):
+        det.detect(np.zeros((10, 10), dtype=np.uint8))
+    assert len(det.detect(np.zeros((64, 64, 3), dtype=np.uint8))) == 0
+    det.close()
+    det.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        det.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+def test_missing_model_is_a_model_error(tmp_path):
+    from streamdp.errors import ModelError
+
+    with pytest.raises(ModelError):
+        FaceDetector(DetectConfig(), model_path=tmp_path / "nope.tflite")
+
+
+# ------------------------------------------------------------------------------------------------
+# tracker
+# ------------------------------------------------------------------------------------------------
+
+
+def face(x: float, y: float, size: float = 60.0, score: float = 0.9) -> Detections:
+    """One synthetic detection with plausible keypoints, box top-left at (x, y)."""
+    box = np.array([[x, y, x + size, y + size]], dtype=np.float32)
+    rel = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.5, 0.8], [0.05, 0.5], [0.95, 0.5]])
+    kp = (np.array([x, y]) + rel * size)[None].astype(np.float32)
+    return Detections(box, np.array([score]), kp)
+
+
+WH = (640, 360)
+
+
+def test_tracker_ids_stable_for_a_moving_face():
+    tr = FaceTracker(TrackConfig(), fps=30)
+    for i in range(30):
+        d = face(50 + 5 * i, 100 + 2 * i)
+        out = tr.update(d, i / 30, WH)
+        assert out.track_ids.tolist() == [1]
+        assert not out.predicted[0]
+        # cover box = detection grown by box_margin (0.2) on each side
+        np.testing.assert_allclose(out.boxes[0], d.boxes[0] + np.array([-12, -12, 12, 12]), atol=1e-4)
+        np.testing.assert_allclose(out.keypoints, d.keypoints)  # keypoints not grown
+    assert tr.total_tracks == 1 and tr.active_track_count == 1
+
+
+def test_tracker_coasts_through_a_short_gap_and_keeps_the_id():
+    cfg = TrackConfig()
+    tr = FaceTracker(cfg, fps=30)
+    speed = 6.0  # px per frame, to the right
+    for i in range(10):
+        tr.update(face(50 + speed * i, 100), i / 30, WH)
+    sizes = []
+    for i in range(10, 15):  # 5 missing frames = 0.167 s < coast_seconds
+        out = tr.update(Detections.empty(), i / 30, WH)
+        assert out.track_ids.tolist() == [1] and out.predicted.tolist() == [True]
+        true_box = face(50 + speed * i, 100).boxes[0]
+        b = out.boxes[0]
+        assert (b[:2] <= true_box[:2]).all() and (b[2:] >= true_box[2:]).all()  # still covered
+        sizes.append(b[2] - b[0])
+        # predicted keypoints move with the face
+        assert abs(out.keypoints[0, 0, 0] - (50 + speed * i + 0.3 * 60)) < 6
+    assert all(np.diff(sizes) > 0)  # coasting growth
+    out = tr.update(face(50 + speed * 15, 100), 15 / 30, WH)
+    assert out.track_ids.tolist() == [1] and out.predicted.tolist() == [False]
+    st = tr.track_stats()[1]
+    assert st["frames_detected"] == 11 and st["frames_coasted"] == 5 and st["active"]
+    assert st["first_seen_s"] == 0.0 and st["last_seen_s"] == pytest.approx(0.5)
+
+
+def test_tracker_drops_after_coast_seconds_and_never_reuses_ids():
+    tr = FaceTracker(TrackConfig(coast_seconds=0.5), fps=30)
+    for i in range(5):
+        tr.update(face(100, 100), i / 30, WH)
+    last = 4 / 30
+    assert len(tr.update(Detections.empty(), last + 0.49, WH)) == 1
+    assert len(tr.update(Detections.empty(), last + 0.51, WH)) == 0
+    assert tr.active_track_count == 0
+    out = tr.update(face(100, 100), last + 0.6, WH)
+    assert out.track_ids.tolist() == [2]
+    assert tr.total_tracks == 2
+    assert not tr.track_stats()[1]["active"]
+
+
+def test_tracker_new_face_is_covered_from_its_first_frame():
+    tr = FaceTracker(TrackConfig(), fps=30)
+    for i in range(3):
+        tr.update(face(50, 50), i / 30, WH)
+    out = tr.update(Detections.concat([face(50, 50), face(400, 200, size=40)]), 3 / 30, WH)
+    assert out.track_ids.tolist() == [1, 2]
+    assert out.predicted.tolist() == [False, False]
+    assert (out.boxes[1, :2] <= [400, 200]).all() and (out.boxes[1, 2:] >= [440, 240]).all()
+
+
+def test_tracker_uses_timestamps_for_variable_frame_rate():
+    cfg = TrackConfig(coast_seconds=0.5)
+    # one missing frame, but 0.6 s of stream time went by: dropped
+    tr = FaceTracker(cfg, fps=30)
+    tr.update(face(100, 100), 0.0, WH)
+    tr.update(face(100, 100), 0.033, WH)
+    assert len(tr.update(Detections.empty(), 0.633, WH)) == 0
+    # ten missing frames in 0.3 s of stream time (a 33 fps burst): still covered
+    tr = FaceTracker(cfg, fps=5)
+    tr.update(face(100, 100), 0.0, WH)
+    for k in range(1, 11):
+        out = tr.update(Detections.empty(), 0.03 * k, WH)
+        assert out.predicted.tolist() == [True]
+    # without timestamps, time is frame count / fps: at 5 fps, 3 missing frames = 0.6 s
+    tr = FaceTracker(cfg, fps=5)
+    tr.update(face(100, 100), None, WH)
+    assert len(tr.update(Detections.empty(), None, WH)) == 1  # t = 0.2
+    assert len(tr.update(Detections.empty(), None, WH)) == 1  # t = 0.4
+    assert len(tr.update(Detections.empty(), None, WH)) == 0  # t = 0.6
+
+
+def test_tracker_clips_to_the_frame_and_handles_fast_motion():
+    tr = FaceTracker(TrackConfig(), fps=30)
+    out = tr.update(face(600, 330, size=60), 0.0, WH)
+    assert (out.boxes[0, 2:] <= WH).all() and (out.boxes[0, :2] >= 0).all()
+    tr = FaceTracker(TrackConfig(), fps=30)
+    tr.update(face(100, 100), 0.0, WH)
+    out = tr.update(face(150, 100), 1 / 30, WH)  # jumped most of a box width: IoU ~ 0.1
+    assert out.track_ids.tolist() == [1]
+
+
+@needs_media
+def test_detector_and_tracker_on_video(detector):
+    frames = video_frames("WolfgangLanger_Pexels.mp4", range(0, 40))
+    tr = FaceTracker(TrackConfig(), fps=24000 / 1001)
+    for i, t, img in frames:
+        dets = detector.detect(img, frame_index=i)
+        out = tr.update(dets, t, (img.shape[1], img.shape[0]))
+        assert out.track_ids.tolist() == [1]
+    assert tr.total_tracks == 1
+    assert tr.track_stats()[1]["frames_detected"] == len(frames)
