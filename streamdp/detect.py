@@ -15,7 +15,7 @@ face, so small faces need the frame searched in smaller pieces.
    contains all of it; an ``s``-grid with overlap ``o`` contains every face up to ``o*s`` wide,
    and the next level (``2s``) finds faces from ~``0.11*2s``: with ``o >= 0.25`` no face size
    falls between two levels (one 384-grid alone misses 150-250 px faces on 1080p whenever a tile
-   border cuts them). MediaPipe reports candidates down to ``PROPOSAL_SCORE``.
+   border cuts them). MediaPipe reports candidates down to ``cfg.min_confidence``.
 2. Merge. Candidates go back to frame pixels. A tile candidate touching an inner tile border (not
    the frame's edge) is a cut face with a wrong box: dropped when an uncut candidate covers most
    of it. Then vectorized greedy NMS (higher score first; a lower-scored box almost entirely
@@ -26,7 +26,7 @@ face, so small faces need the frame searched in smaller pieces.
    a comfortable size) gets a second look in a crop of 2x its box, where the face fills half of
    the model's input — its sweet spot: there every real face we measured scores >= 0.80 and
    no non-face in the sample videos > 0.72. A face is kept when that look reaches
-   ``max(cfg.min_confidence, VERIFY_SCORE)``, and the second look's box and keypoints replace the coarse ones. With the
+   ``max(cfg.min_confidence, cfg.verify_score)``, and the second look's box and keypoints replace the coarse ones. With the
    default config: 66/70 LFW faces of 44-140 px pasted into 720p/1080p street frames found (full
    frame alone: 2/70), no false detection in them, none in no_face.mp4's 95 frames, 2 of 130
    face-free bikes.mp4 frames.
@@ -42,11 +42,14 @@ most ``MAX_VERIFY``). ``cfg.tile_every`` amortizes the tile pass; the tracker co
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
+import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -74,11 +77,9 @@ _CONTAINED_IOA = 0.85
 _AUTO_TILE_RATIO = 1.25
 
 # Two-stage detection (propose, then verify at the model's comfort scale); see ``_verify``.
-PROPOSAL_SCORE = 0.2  # MediaPipe reports candidates down to this score (or cfg.min_confidence)
 ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, needs no second look
 COMFORT_SIZE = 0.25  # box side / model input side from which the model is reliable
 VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half the model's input
-VERIFY_SCORE = 0.75  # a second look must score this (real faces >= 0.80, non-faces <= 0.72)
 VERIFY_IOU = 0.2
 MAX_VERIFY = 24  # verification calls per frame at most
 
@@ -231,6 +232,30 @@ def plan_tiles(width: int, height: int, cfg: DetectConfig) -> list[Tile]:
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for a moment.
+
+    MediaPipe's native runtime (LiteRT) writes INFO lines straight to fd 2 when a graph is
+    created or destroyed, bypassing Python and GLOG_minloglevel; users should see only our lines.
+    Python-level errors still surface as exceptions.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceDetector:
     """Finds faces in RGB frames; one instance per thread (MediaPipe graphs are not shared)."""
 
@@ -239,10 +264,10 @@ class FaceDetector:
         cfg: DetectConfig | None = None,
         model_path: Path | str | None = None,
         *,
-        verify_score: float = VERIFY_SCORE,
+        verify_score: float | None = None,
     ) -> None:
         self.cfg = cfg if cfg is not None else DetectConfig()
-        self.verify_score = float(verify_score)
+        self.verify_score = float(self.cfg.verify_score if verify_score is None else verify_score)
         #: score a face must reach at the model's favourite scale (see ``_verify``)
         self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -255,14 +280,17 @@ class FaceDetector:
             raise ModelError(f"mediapipe is not usable: {exc}") from None
         self._mp = mp
         # MediaPipe reports everything down to the proposal score; thresholds are applied here
-        self._proposal_score = min(float(self.cfg.min_confidence), PROPOSAL_SCORE)
+        self._proposal_score = float(self.cfg.min_confidence)
         opts = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=self._proposal_score,
         )
         try:
-            self._det = vision.FaceDetector.create_from_options(opts)
+            with native_stderr_silenced():
+                self._det = vision.FaceDetector.create_from_options(opts)
+                # The first call logs an alignment warning from LiteRT: make it here, silenced.
+                self._det.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
         except Exception as exc:
             raise ModelError(f"cannot load face detection model {path}: {exc}") from None
         self.model_path = path
@@ -290,7 +318,8 @@ class FaceDetector:
     # -- context manager ----------------------------------------------------------------------
     def close(self) -> None:
         if self._finalizer.alive:
-            self._finalizer()
+            with native_stderr_silenced():
+                self._finalizer()
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -443,7 +472,7 @@ class FaceDetector:
         scores every one of 176 real faces >= 0.80, and 7 of 718 non-face candidates >= 0.7
         (1 of 261 from real face-free video). Over every face-free frame of the sample videos
         (no_face, the title parts of the HEVC clips, bikes) the best second look was 0.712 (the
-        "am" of a cartoon title), hence ``VERIFY_SCORE`` = 0.75. A plain first-look threshold of
+        "am" of a cartoon title), hence the default ``verify_score`` = 0.75. A plain first-look threshold of
         0.3 kept 45 of 69 face-free frames; 0.7 on the first look would miss 1 real face in 20.
         """
         h, w = img.shape[:2]

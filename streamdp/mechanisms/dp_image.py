@@ -131,6 +131,7 @@ class DpImage(Mechanism):
         cfg = config.mechanism.dp_image
         self.cfg = cfg
         self.max_batch = config.batch.max_batch
+        self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
         self.model = PrivatizerModel(cfg.model)
         self.crop_size = self.model.crop_size
         self.mask = face_mask(self.crop_size, self.model.mask_feather)
@@ -164,7 +165,7 @@ class DpImage(Mechanism):
             big = faces[~small]
             if not len(big):
                 continue
-            m = estimate_transforms(big.keypoints, S)
+            m = estimate_transforms(big.keypoints, S, big.boxes, box_margin=self.box_margin)
             crops.append(warp_crops(job.frame.image, m, S))
             matrices.append(m)
             kps.append(transform_points(big.keypoints, m))
