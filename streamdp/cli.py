@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, OutputError, StreamdpError
+from .live.cli import add_live_parsers
 
 log = logging.getLogger("streamdp")
 
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the DP-Image face model (needs the 'train' extra)")
     train.add_argument("--config", type=Path, default=Path("configs/train.yaml"))
     train.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    add_live_parsers(sub)
     return parser
 
 
@@ -93,6 +95,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.report:
             print(f"report: {args.report}")
     if outcome.interrupted:
+        partial = [e["output"] for e in outcome.entries if e["status"] == "partial" and e.get("partial")]
+        where = f"; what was done is in {partial[0]}" if partial else "; nothing was written"
+        print(f"streamdp: interrupted{where}", file=sys.stderr)
         return 130
     if outcome.failed:
         return 1
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "train":
             return cmd_train(args, argv)
+        if getattr(args, "live_handler", None) is not None:
+            return args.live_handler(args, argv)
     except StreamdpError as exc:
         print(f"streamdp: error: {exc}", file=sys.stderr)
         return exc.exit_code

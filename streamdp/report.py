@@ -40,6 +40,7 @@ def file_entry(src: Path, dst: Path, kind: str, result: VideoRunResult, mechanis
         "output": str(result.partial_path or dst),
         "kind": kind,
         "status": "partial" if result.interrupted else "ok",
+        "partial": result.partial_path is not None,
         "media": result.video,
         "frames_in": result.frames_in,
         "frames_out": result.frames_out,

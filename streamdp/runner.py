@@ -31,6 +31,9 @@ class Outcome:
             if e["status"] == "error":
                 lines.append(f"FAILED {e['input']}: {e['error']}")
                 continue
+            if e["status"] == "partial" and not e.get("partial"):
+                lines.append(f"interrupted before any frame of {e['input']} was written: nothing written")
+                continue
             tag = "PARTIAL (interrupted) " if e["status"] == "partial" else ""
             fps = f", {e['fps']:.1f} fps" if e.get("fps") and e["kind"] == "video" else ""
             lines.append(
