@@ -1,0 +1,133 @@
+"""Live relay latency: p50/p95 capture->publish and end to end, fps in/out, drops.
+
+Everything on 127.0.0.1, with the test fixtures (``tests/rtsp_server.py``): two RTSP servers
+(streamdp's own), a publisher that plays VIDEO in a loop at its native rate into server A with
+every frame stamped with its index, ``streamdp relay`` from A to B, and a reader on B.
+
+* **relay** latency: what the relay reports, from the moment a frame is decoded from its input
+  to the moment its encoded packet has been handed to the RTSP connection (``--report``).
+* **end to end**: from the publisher handing a frame's packet to its connection to the reader
+  having decoded that frame from the relay's output (the stamps say which frame it is), i.e.
+  what a viewer adds on top of the camera. Measured the same way without the relay (the reader
+  on server A directly) as the **baseline**: the difference is the cost of the relay.
+
+    python benchmarks/latency.py [--video ../shared/media/single_face.mp4] [--seconds 20] [--mechanism pixelate]
+
+Prints a JSON summary and the Markdown rows used in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+import rtsp_server as rs  # noqa: E402  (the test fixtures)
+
+
+def _q(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p95_ms": None, "n": 0}
+    a = np.asarray(values) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1),
+            "max_ms": round(float(a.max()), 1), "n": len(values)}
+
+
+def _read(url: str, seconds: float, sent_of) -> tuple[list[float], int, float, int]:  # type: ignore[no-untyped-def]
+    """(end-to-end latencies, frames read, read fps, distinct stamps)."""
+    got = [(t, rs.read_stamp(img)) for t, img in rs.read_frames(url, seconds, open_timeout=60)]
+    sent = sent_of()
+    lat = [t - sent[s] for t, s in got if s is not None and s in sent]
+    span = got[-1][0] - got[0][0] if len(got) > 1 else 0.0
+    fps = (len(got) - 1) / span if span > 0 else 0.0
+    return lat, len(got), fps, len({s for _, s in got if s is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=REPO.parent / "shared" / "media" / "single_face.mp4")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per run")
+    parser.add_argument("--mechanism", default="pixelate")
+    parser.add_argument("--deadline-ms", type=float, default=250.0)
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    args = parser.parse_args(argv)
+    if not args.video.is_file():
+        print(f"video not found: {args.video}", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="streamdp-latency-") as tmp:
+        work = Path(tmp)
+        a, b = rs.ServerProc().start(), rs.ServerProc().start()
+        pub = rs.Publisher(args.video, a.url("in"), work / "sent.log", seconds=3 * args.seconds + 120).start()
+        relay = None
+        try:
+            if not pub.wait_publishing(30):
+                print("the publisher could not start", file=sys.stderr)
+                return 1
+            # baseline: the camera stream read directly (no relay)
+            base_lat, base_n, base_fps, _ = _read(a.url("in"), args.seconds, pub.sent)
+            # through the relay
+            report = work / "relay.json"
+            relay = rs.Relay([a.url("in"), b.url("anon"), "-m", args.mechanism, "--deadline-ms", str(args.deadline_ms),
+                              "--report", str(report), "-q"], work).start()
+            rel_lat, rel_n, rel_fps, distinct = _read(b.url("anon"), args.seconds, pub.sent)
+            rc, stop_s = relay.stop(signal.SIGINT)
+            if rc != 0 or not report.exists():
+                print(relay.stderr[-3000:], file=sys.stderr)
+                return 1
+            data = json.loads(report.read_text())
+        finally:
+            if relay is not None:
+                relay.stop(signal.SIGKILL)
+            pub.stop()
+            a.stop()
+            b.stop()
+
+    s = data["streams"][0]
+    summary = {
+        "video": str(args.video.name),
+        "mechanism": args.mechanism,
+        "deadline_ms": args.deadline_ms,
+        "seconds": args.seconds,
+        "host": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                 "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "relay_capture_to_publish": s["latency_capture_to_publish"].get("rtsp"),
+        "relay_stage_ends": s["latency_capture_to_stage_end"],
+        "end_to_end_through_relay": _q(rel_lat),
+        "end_to_end_baseline_no_relay": _q(base_lat),
+        "fps_in": s["fps_in"],
+        "fps_out": s["fps_out"],
+        "fps_read_through_relay": round(rel_fps, 2),
+        "fps_read_baseline": round(base_fps, 2),
+        "distinct_frames_read": distinct,
+        "frames_read": rel_n,
+        "counts": s["counts"],
+        "stop_s": round(stop_s, 3),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    r, e, base = summary["relay_capture_to_publish"] or {}, summary["end_to_end_through_relay"], summary["end_to_end_baseline_no_relay"]
+    c = s["counts"]
+    print("\n| mechanism | relay p50 / p95 (ms) | end-to-end p50 / p95 (ms) | baseline p50 / p95 (ms) | fps in / out | stale / late dropped | fallback |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {args.mechanism} | {r.get('p50_ms')} / {r.get('p95_ms')} | {e['p50_ms']} / {e['p95_ms']} | "
+          f"{base['p50_ms']} / {base['p95_ms']} | {s['fps_in']} / {s['fps_out']} | "
+          f"{c['frames_dropped_stale']} / {c['frames_dropped_late']} of {c['frames_in']} | {c['frames_fallback']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

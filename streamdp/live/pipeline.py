@@ -1,0 +1,359 @@
+"""The live pipeline: one or more streams, one shared batched privatizer, deadlines, steady output.
+
+Per stream (threads)::
+
+    [source]  read + reconnect ──latest slot──► [faces] detect + track (FaceStage)
+                   │                                 │ submit to the shared privatizer, wait until the deadline
+                   │                                 ▼
+                   │                        privatized, or cheap-covered copy ──latest slot──► [output]
+                   │                                                                            │ paced at the
+                   ▼                                                                            ▼ output rate
+    (drops stale frames, counted)                                      [sink workers] RTSP / recording / preview
+
+    [privatize]  ONE thread for all streams: collect_batch() over every stream's jobs → Privatizer.apply
+
+The rules that matter live:
+
+* A frame is published only as a ``CoveredFrame`` (``covered.py``): privatized, cheap-covered
+  after a missed deadline, or with no face to cover. Never raw.
+* Deadline (``live.deadline_ms``, from capture): if privatization is not done by then, the
+  frame's tracked faces are covered with ``live.fallback`` on a private copy and that goes out;
+  if detection itself finishes after the deadline the frame is dropped (never late).
+* The output keeps the input's pace: a new frame goes out as soon as it is ready (at least half
+  a frame interval after the previous one); when nothing new comes for 1.5 intervals (input
+  stalled, reconnecting), the last anonymized frame is repeated at the output rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from ..config import Config
+from ..mechanisms import Mechanism
+from ..mechanisms.pixel import Pixelate, Solid
+from ..pipeline import FaceStage, Privatizer
+from ..stages import POLL_S, Pipeline, Stopped, collect_batch
+from ..types import Frame, FrameJob
+from . import covered
+from .covered import CoveredFrame
+from .metrics import StreamMetrics
+from .sinks import Sink, SinkWorker
+from .slot import LatestSlot
+from .sources import LiveSource
+
+log = logging.getLogger(__name__)
+
+MIN_GAP = 0.5  # frame intervals between two published frames, at least
+REPEAT_AFTER = 1.5  # frame intervals without a new frame before the last one is repeated
+DEFAULT_FPS = 25.0
+_US = Fraction(1, 1_000_000)
+
+
+class LiveJob:
+    """A frame handed to the shared privatizer, with its deadline."""
+
+    __slots__ = ("job", "deadline", "done", "ok", "abandoned")
+
+    def __init__(self, job: FrameJob, deadline: float) -> None:
+        self.job = job
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.ok = False  # set (before ``done``) only when the mechanism has run on the frame
+        self.abandoned = False  # the stream gave up waiting and covered a copy instead
+
+
+class SharedPrivatizer:
+    """One ``Privatizer`` for every stream: micro-batches jobs across streams (one GPU batch)."""
+
+    def __init__(self, config: Config, mechanism: Mechanism, pipe: Pipeline, n_streams: int = 1) -> None:
+        self.privatizer = Privatizer(config, mechanism)
+        self.pipe = pipe
+        # Each stream has at most one frame in flight (its faces thread waits for it), so a batch
+        # is complete with one frame per stream: a single stream never waits for the batcher.
+        self.max_batch = max(1, min(config.batch.max_batch, n_streams))
+        self.max_wait_s = config.batch.max_wait_ms / 1000.0
+        self.queue: queue.Queue = queue.Queue(max(4, 2 * self.max_batch))
+        self.skipped = 0  # jobs already past their deadline when their turn came
+        self.batch_sizes: list[int] = []
+
+    def submit(self, job: LiveJob) -> bool:
+        """Queue ``job`` without blocking; False when the privatizer is saturated."""
+        try:
+            self.queue.put_nowait(job)
+            return True
+        except queue.Full:
+            return False
+
+    def run(self) -> None:
+        while True:
+            batch: list[LiveJob] = collect_batch(self.pipe, self.queue, self.max_batch, self.max_wait_s)
+            now = time.monotonic()
+            live = [j for j in batch if not j.abandoned and j.deadline > now]
+            self.skipped += len(batch) - len(live)
+            if not live:
+                continue
+            self.privatizer.apply([j.job for j in live])
+            self.batch_sizes.append(len(live))
+            if len(self.batch_sizes) > 4096:
+                del self.batch_sizes[:2048]
+            for j in live:
+                j.ok = True
+                j.done.set()
+
+    def stats(self) -> dict[str, Any]:
+        sizes = self.batch_sizes
+        return {
+            "batches": self.privatizer.batches,
+            "mean_batch": round(sum(sizes) / len(sizes), 2) if sizes else None,
+            "max_batch": max(sizes) if sizes else None,
+            "skipped_past_deadline": self.skipped,
+            "mechanism_failures": self.privatizer.failures,
+            **self.privatizer.stats.as_dict(),
+        }
+
+
+@dataclass
+class LiveStream:
+    """One input and its outputs."""
+
+    stream_id: int
+    name: str
+    source: LiveSource
+    sinks: list[Sink]
+    metrics: StreamMetrics
+    fps: float | None = None  # output rate; None: the input's (known once it is open)
+    faces: FaceStage | None = None
+    faces_closed: bool = False
+    ready: LatestSlot[CoveredFrame] = field(default_factory=LatestSlot)
+    workers: list[SinkWorker] = field(default_factory=list)
+    last: CoveredFrame | None = None
+    output_fps: float | None = None
+
+
+class LivePipeline:
+    """Runs streams until stopped (signal, ``stop()``, preview window) or until every input ended."""
+
+    def __init__(self, config: Config, mechanism: Mechanism, streams: list[LiveStream]) -> None:
+        if not streams:
+            raise ValueError("a live pipeline needs at least one stream")
+        self.config = config
+        self.cfg = config.live
+        self.streams = streams
+        self.pipe = Pipeline()
+        self.shared = SharedPrivatizer(config, mechanism, self.pipe, len(streams))
+        self.mechanism = mechanism
+        self.deadline_s = self.cfg.deadline_ms / 1000.0
+        self.cover: Mechanism = Solid(config) if self.cfg.fallback == "solid" else Pixelate(config)
+        self._t_origin = time.monotonic()
+        self._output_threads: list[threading.Thread] = []
+        self._faces_threads: dict[str, threading.Thread] = {}
+        self._worker_threads: list[threading.Thread] = []
+        self.started_at = time.monotonic()
+        self.stopped_by: str | None = None
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self.pipe.stop_event
+
+    # ------------------------------------------------------------------------------- threads
+
+    def _spawn_daemon(self, name: str, target: Any) -> threading.Thread:
+        """A thread outside ``pipe.threads`` (not joined by ``Pipeline.stop``); failures stop everything."""
+
+        def run() -> None:
+            try:
+                target()
+            except Stopped:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
+                log.debug("%s failed", name, exc_info=True)
+                self.pipe.errors.append((name, exc))
+                self.pipe.stop_event.set()
+
+        thread = threading.Thread(target=run, name=f"streamdp-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _spawn_source(self, stream: LiveStream) -> None:
+        # A source blocked in a network read (up to live.read_timeout_s) must not delay the stop.
+        self._spawn_daemon(f"source-{stream.name}", lambda: stream.source.run(self.pipe.stop_event))
+
+    def _faces_loop(self, stream: LiveStream) -> None:
+        """Detect + track the newest frame, privatize it by its deadline (or cover a copy)."""
+        source, metrics, pipe = stream.source, stream.metrics, self.pipe
+        faces = stream.faces
+        assert faces is not None  # made in start()
+        cover_cost = 0.005  # running estimate of the fallback cover's cost, seconds
+        try:
+            while not pipe.stop_event.is_set():
+                cap = source.slot.get(timeout=POLL_S)
+                if cap is None:
+                    if source.slot.closed and source.slot.empty:
+                        break
+                    continue
+                deadline = cap.t_capture + self.deadline_s
+                if time.monotonic() >= deadline:
+                    metrics.add("frames_dropped_late")
+                    continue
+                frame = Frame(cap.seq, cap.image, pts=int(round((cap.t_capture - self._t_origin) * 1e6)), time_base=_US)
+                metrics.add_stage("picked", time.monotonic() - cap.t_capture)
+                job = faces.process(frame, stream.stream_id)
+                metrics.add_stage("detected", time.monotonic() - cap.t_capture)
+                if time.monotonic() >= deadline:
+                    metrics.add("frames_dropped_late")
+                    continue
+                if not len(job.faces):
+                    out = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
+                    metrics.add("frames_privatized")
+                else:
+                    raw = cap.image.copy()  # the mechanism works in place: keep a copy for the fallback
+                    lj = LiveJob(job, deadline)
+                    # Give up early enough that the cheap cover still finishes by the deadline.
+                    give_up = deadline - min(0.5 * self.deadline_s, 2.0 * cover_cost + 0.002)
+                    if self.shared.submit(lj) and lj.done.wait(max(0.0, give_up - time.monotonic())) and lj.ok:
+                        out = covered.privatized(job, cap.t_capture)
+                        metrics.add("frames_privatized")
+                    else:
+                        lj.abandoned = True
+                        t_cover = time.monotonic()
+                        out = covered.fallback(raw, job.faces, self.cover, cap.seq, cap.t_capture)
+                        cover_cost = 0.8 * cover_cost + 0.2 * (time.monotonic() - t_cover)
+                        metrics.add("frames_fallback")
+                metrics.add_stage("covered", time.monotonic() - cap.t_capture)
+                if stream.ready.put(out):
+                    metrics.add("frames_dropped_stale")
+        finally:
+            stream.ready.close()
+
+    def _output_loop(self, stream: LiveStream) -> None:
+        """Publish new frames as they come, repeat the last one when the input stalls."""
+        source, metrics, pipe = stream.source, stream.metrics, self.pipe
+        for sink in stream.sinks:
+            worker = SinkWorker(sink, metrics, pipe)
+            stream.workers.append(worker)
+            self._worker_threads.append(self._spawn_daemon(f"sink-{stream.name}-{sink.name}", worker.run))
+        size: tuple[int, int] | None = None
+        last_pub = 0.0
+        next_repeat: float | None = None
+        try:
+            while not pipe.stop_event.is_set():
+                fps = stream.fps or source.fps or DEFAULT_FPS
+                stream.output_fps = fps
+                period = 1.0 / fps
+                now = time.monotonic()
+                wait = POLL_S if next_repeat is None else min(POLL_S, max(0.0, next_repeat - now))
+                item = stream.ready.get(timeout=wait)
+                now = time.monotonic()
+                if item is not None:
+                    gap = last_pub + MIN_GAP * period - now
+                    if gap > 0:
+                        time.sleep(gap)
+                        newer = stream.ready.get(timeout=0)
+                        if newer is not None:
+                            metrics.add("frames_dropped_stale")
+                            item = newer
+                        now = time.monotonic()
+                    if size is None:
+                        size = item.size
+                        for worker in stream.workers:  # outputs open at the first frame, at this rate
+                            if not getattr(worker.sink, "fps", None):
+                                worker.sink.fps = fps  # type: ignore[attr-defined]
+                    item = covered.resized(item, size)
+                    metrics.add_stage("handed_to_outputs", now - item.t_capture)
+                    self._publish(stream, item, now, new=True)
+                    last_pub, next_repeat = now, now + REPEAT_AFTER * period
+                elif stream.ready.closed and stream.ready.empty:
+                    break  # the input ended and every frame went out
+                elif stream.last is not None and next_repeat is not None and now >= next_repeat:
+                    self._publish(stream, stream.last, now, new=False)
+                    last_pub, next_repeat = now, next_repeat + period
+                    if next_repeat <= now:  # fell behind (a slow machine): keep the cadence from now
+                        next_repeat = now + period
+        except Stopped:
+            pass
+        finally:
+            for worker in stream.workers:
+                worker.finish()
+
+    def _publish(self, stream: LiveStream, frame: CoveredFrame, now: float, new: bool) -> None:
+        for worker in stream.workers:
+            worker.offer(frame, now, new)
+        stream.last = frame
+        stream.metrics.add("frames_published" if new else "frames_repeated")
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        for stream in self.streams:  # load the detectors first: the first frames then meet a ready stage
+            if stream.faces is None:
+                # The tracker is given each frame's capture time, so its fps is only a default.
+                stream.faces = FaceStage(self.config, stream.fps or DEFAULT_FPS)
+        self.started_at = time.monotonic()
+        for stream in self.streams:
+            stream.metrics.started = self.started_at
+            self._spawn_source(stream)
+        self.pipe.spawn("privatize", self.shared.run)
+        for stream in self.streams:
+            self._faces_threads[stream.name] = self.pipe.spawn(f"faces-{stream.name}", lambda s=stream: self._faces_loop(s))
+            t = self.pipe.spawn(f"output-{stream.name}", lambda s=stream: self._output_loop(s))
+            self._output_threads.append(t)
+
+    def finished(self) -> bool:
+        """True once every stream's output has ended (all inputs ended) or a stage failed."""
+        return bool(self.pipe.errors) or all(not t.is_alive() for t in self._output_threads)
+
+    def stop(self, reason: str = "stopped", timeout: float = 3.0) -> None:
+        """Stop every thread; outputs are closed (recordings finished) before this returns."""
+        if self.stopped_by is None:
+            self.stopped_by = reason
+        self.pipe.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for t in self.pipe.threads + self._worker_threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._close_detectors()
+
+    def _close_detectors(self) -> None:
+        for stream in self.streams:
+            thread = self._faces_threads.get(stream.name)
+            if stream.faces is not None and not stream.faces_closed and not (thread and thread.is_alive()):
+                stream.faces.close()
+                stream.faces_closed = True
+
+    def wait_outputs(self, timeout: float = 5.0) -> None:
+        """After every input ended: let the sink workers finish (flush, close) on their own."""
+        deadline = time.monotonic() + timeout
+        for t in self._output_threads + self._worker_threads + list(self._faces_threads.values()):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def raise_if_failed(self) -> None:
+        self.pipe.raise_if_failed()
+
+    def report(self) -> dict[str, Any]:
+        streams = []
+        for stream in self.streams:
+            snap = stream.metrics.snapshot()
+            snap["output_fps_target"] = round(stream.output_fps, 3) if stream.output_fps else None
+            faces = stream.faces
+            if faces is not None:
+                from dataclasses import asdict
+
+                snap["faces"] = asdict(faces.counts)
+                snap["tracks"] = faces.tracker.total_tracks
+            snap["sinks"] = {w.sink.name: getattr(w.sink, "frames_written", None) for w in stream.workers}
+            streams.append(snap)
+        return {
+            "streams": streams,
+            "privatizer": self.shared.stats(),
+            "deadline_ms": self.cfg.deadline_ms,
+            "fallback": self.cfg.fallback,
+            "mechanism": self.mechanism.describe(),
+            "privacy": self.mechanism.privacy_report(),
+            "stopped_by": self.stopped_by,
+            "wall_s": round(time.monotonic() - self.started_at, 3),
+        }

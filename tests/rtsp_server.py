@@ -1,0 +1,332 @@
+"""RTSP fixtures for the live tests and the latency benchmark (loopback only, bounded in time).
+
+* ``ServerProc``: streamdp's small RTSP server (``python -m streamdp.live.rtsp_server``) in a child
+  process: clients publish a path (ANNOUNCE/RECORD) and others read it. ``stop()`` / ``start()``
+  again on the same port simulate a server restart.
+* ``Publisher``: a child process that publishes a video file (looped, at its native rate) to an
+  RTSP URL, re-encoded with low-latency x264 and each frame *stamped* with its index (a column
+  of 32 black/white cells on the left edge, away from the faces: 16 bits and their complement).
+  It logs each frame's send time (``time.monotonic()``, one clock for every process on the
+  machine) so a reader can measure end-to-end latency from the stamps.
+* ``read_stamp`` decodes a stamp (None when absent or damaged, e.g. on a repeated black frame).
+* ``Relay``: ``python -m streamdp relay ...`` in a child process.
+
+Run the publisher by hand: ``python tests/rtsp_server.py publish SRC URL --seconds 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CELL = 10  # stamp cell side, pixels
+BITS = 16
+STAMP_X = 2  # left edge of the stamp column
+STAMP_Y = 10  # top of the stamp column
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _terminate(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+# ------------------------------------------------------------------------------------ stamps
+
+
+def stamp(image: np.ndarray, index: int) -> None:
+    """Write ``index`` (16 bits + complement) as a column of black/white cells, in place."""
+    value = index & 0xFFFF
+    bits = [(value >> b) & 1 for b in range(BITS)] + [1 - ((value >> b) & 1) for b in range(BITS)]
+    for i, bit in enumerate(bits):
+        y = STAMP_Y + i * CELL
+        image[y : y + CELL, STAMP_X : STAMP_X + CELL] = 255 if bit else 0
+
+
+def read_stamp(image: np.ndarray) -> int | None:
+    """The stamped index, or None when the column is not a valid stamp."""
+    gray = image[..., 1] if image.ndim == 3 else image
+    bits = []
+    for i in range(2 * BITS):
+        y = STAMP_Y + i * CELL
+        cell = gray[y + 3 : y + CELL - 3, STAMP_X + 3 : STAMP_X + CELL - 3].astype(np.float32)
+        m = float(cell.mean())
+        if 70 < m < 185:  # neither black nor white: no stamp here
+            return None
+        bits.append(1 if m >= 128 else 0)
+    value = sum(bit << b for b, bit in enumerate(bits[:BITS]))
+    check = sum(bit << b for b, bit in enumerate(bits[BITS:]))
+    return value if value ^ check == 0xFFFF else None
+
+
+# --------------------------------------------------------------------------------- processes
+
+
+class ServerProc:
+    """The RTSP server in a child process (``port=0`` picks a free one; kept across restarts)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> ServerProc:
+        cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                     text=True, env=child_env(), cwd=REPO)
+        line: list[str] = []
+        t = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        t.start()
+        t.join(timeout)
+        if not line or "port=" not in line[0]:
+            self.stop()
+            raise RuntimeError(f"RTSP server did not start on port {self.port}")
+        self.port = int(line[0].split("port=")[1].split()[0])
+        return self
+
+    def url(self, path: str, userinfo: str = "") -> str:
+        return f"rtsp://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}/{path}"
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        _terminate(proc, signal.SIGKILL)
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+
+    def __enter__(self) -> ServerProc:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Publisher:
+    """Publishes ``src`` (looped, native rate, stamped) to ``url`` from a child process."""
+
+    def __init__(self, src: Path, url: str, log_path: Path, seconds: float = 30.0, start_index: int = 0) -> None:
+        self.cmd = [sys.executable, str(Path(__file__).resolve()), "publish", str(src), url,
+                    "--seconds", str(seconds), "--log", str(log_path), "--start-index", str(start_index)]
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Publisher:
+        self.log_path.unlink(missing_ok=True)  # wait_publishing() watches it
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     text=True, env=child_env(), cwd=REPO)
+        return self
+
+    def wait_publishing(self, timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.exists() and self.log_path.stat().st_size > 0:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def sent(self) -> dict[int, float]:
+        """index -> send time, as logged so far."""
+        out: dict[int, float] = {}
+        if self.log_path.exists():
+            for line in self.log_path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    i, t = line.split()
+                    out[int(i)] = float(t)
+        return out
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        _terminate(proc, signal.SIGKILL)
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
+
+
+class Relay:
+    """``python -m streamdp relay ARGS`` (or ``live``) in a child process; its output goes to files."""
+
+    def __init__(self, args: list[str], workdir: Path, command: str = "relay") -> None:
+        self.cmd = [sys.executable, "-m", "streamdp", command, *args]
+        self.stderr_path = workdir / "relay.stderr"
+        self.stdout_path = workdir / "relay.stdout"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Relay:
+        self._err = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
+        self._out = open(self.stdout_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.cmd, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+                                     env=child_env(), cwd=REPO)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> tuple[int | None, float]:
+        """Send ``sig``; returns (exit code, seconds it took to exit)."""
+        t0 = time.monotonic()
+        rc = _terminate(self.proc, sig, timeout)
+        took = time.monotonic() - t0
+        for fh in (getattr(self, "_err", None), getattr(self, "_out", None)):
+            if fh is not None:
+                fh.close()
+        return rc, took
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+
+def open_reader(url: str, timeout: float = 20.0, read_timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    """Open an RTSP stream with PyAV, retrying until it is published (bounded by ``timeout``)."""
+    import av
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return av.open(url, options={"rtsp_transport": "tcp", "timeout": str(int(read_timeout * 1e6)),
+                                         "fflags": "nobuffer", "flags": "low_delay"},
+                           timeout=(read_timeout, read_timeout))
+        except Exception as exc:  # noqa: BLE001 - not published yet: retry
+            last = exc
+            time.sleep(0.2)
+    raise TimeoutError(f"could not open {url} within {timeout:.0f} s: {last}")
+
+
+def read_frames(url: str, seconds: float, open_timeout: float = 20.0) -> Iterator[tuple[float, np.ndarray]]:
+    """(receive time, RGB image) for every frame decoded from ``url`` during ``seconds``.
+
+    The stream may end (publisher gone) before that; decode errors before the first key frame are
+    skipped.
+    """
+    import av
+
+    container = open_reader(url, open_timeout)
+    try:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "SLICE"
+        deadline = time.monotonic() + seconds
+        for packet in container.demux(stream):
+            try:
+                frames = stream.codec_context.decode(packet if packet.size else None)
+            except av.InvalidDataError:
+                continue
+            for f in frames:
+                yield time.monotonic(), f.to_ndarray(format="rgb24")
+            if time.monotonic() >= deadline:
+                return
+    except (av.FFmpegError, OSError):
+        return  # the stream ended or broke: the caller judges what it got
+    finally:
+        container.close()
+
+
+# ------------------------------------------------------------------------------- publisher
+
+
+def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_index: int = 0) -> int:
+    import av
+
+    from streamdp.live.sinks import x264_options
+    from streamdp.config import LiveConfig
+
+    with av.open(str(src)) as inp:
+        vin = inp.streams.video[0]
+        fps = float(vin.average_rate or 25)
+        frames = [f.to_ndarray(format="rgb24") for f in inp.decode(vin)]
+    h, w = frames[0].shape[:2]
+    out = av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp", "timeout": "5000000"}, timeout=10)
+    tb = Fraction(1, 90000)
+    opts = x264_options(LiveConfig(gop_seconds=0.5, crf=20), fps)
+    stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=opts)
+    stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+    stream.codec_context.time_base = tb
+    out.start_encoding()
+    log = open(log_path, "w", buffering=1) if log_path else None  # noqa: SIM115 - line-buffered, closed below
+    t0 = time.monotonic()
+    i = 0
+    try:
+        while time.monotonic() - t0 < seconds:
+            due = t0 + i / fps
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            index = start_index + i
+            image = frames[index % len(frames)].copy()
+            stamp(image, index)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: h - h % 2, : w - w % 2]), format="rgb24")
+            vf.pts, vf.time_base = int(round(i / fps / tb)), tb
+            for packet in stream.encode(vf):
+                out.mux(packet)
+            if log:
+                log.write(f"{index} {time.monotonic():.6f}\n")
+            i += 1
+        for packet in stream.encode(None):
+            out.mux(packet)
+    finally:
+        out.close()
+        if log:
+            log.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="publish a stamped, looped video file to an RTSP URL")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("publish")
+    p.add_argument("src", type=Path)
+    p.add_argument("url")
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--log", type=Path)
+    p.add_argument("--start-index", type=int, default=0)
+    args = parser.parse_args(argv)
+    return publish(args.src, args.url, args.seconds, args.log, args.start_index)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
