@@ -44,6 +44,9 @@ class TrackConfig(_Section):
     coast_seconds: float = Field(0.5, ge=0.0, le=10.0)
     # Grow every covered box by this fraction of its size on each side (plus more while coasting).
     box_margin: float = Field(0.2, ge=0.0, le=2.0)
+    # Files only: also cover a new face in the frames of this window *before* its first detection
+    # (backward dilation; see streamdp/lookback.py). Live streams cannot look back.
+    lookback_seconds: float = Field(0.25, ge=0.0, le=5.0)
     coast_margin_per_second: float = Field(0.5, ge=0.0, le=10.0)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .lookback import LookbackDilator
 from .mechanisms import Mechanism
 from .mechanisms.pixel import Solid
 from .stages import END, Pipeline, StageStats, Stopped, collect_batch
@@ -36,6 +37,7 @@ class FaceCounts:
     faces_detected: int = 0  # detector hits (after NMS)
     faces_covered: int = 0  # boxes covered, including tracks carried through detector misses
     faces_predicted: int = 0  # covered boxes with no detection in that frame (temporal dilation)
+    faces_lookback: int = 0  # boxes added before a face's first detection (backward dilation)
     frames_fail_closed: int = 0  # frames covered by the fallback after a privatizer error
 
     def add(self, detected: Detections, covered: Detections) -> None:
@@ -162,13 +164,18 @@ def run_video(
             frames.close()
         pipe.put(q_frames, END)
 
+    lookback = LookbackDilator(config.track.lookback_seconds, float(info.fps) or 25.0)
+
     def detect_track() -> None:
         while True:
             frame = pipe.get(q_frames)
             if frame is END:
+                for job in lookback.flush():
+                    pipe.put(q_jobs, job)
                 pipe.put(q_jobs, END)
                 return
-            pipe.put(q_jobs, faces.process(frame))
+            for job in lookback.push(faces.process(frame)):
+                pipe.put(q_jobs, job)
 
     def privatize() -> None:
         while True:
@@ -229,6 +236,7 @@ def run_video(
     result.wall_s = time.perf_counter() - t_start
     result.counts = faces.counts
     result.counts.frames_fail_closed = privatizer.failures
+    result.counts.faces_lookback = lookback.faces_added
     result.tracks = {"total": faces.tracker.total_tracks, "per_track": faces.tracker.track_stats()}
     result.notes.extend(getattr(sink, "notes", []))
     for stats in (decode_stats, faces.detect_stats, faces.track_stats, privatizer.stats, encode_stats):

@@ -1,0 +1,58 @@
+"""Backward temporal dilation for files: cover a face in the frames just *before* its first detection.
+
+A detector usually finds a face a few frames after it became visible (entering the frame,
+turning, coming out of motion blur). A live stream cannot go back, but a file pipeline can hold
+a short window of frames between the tracker and the privatizer: when a track is born, its first
+cover box is added, as a predicted face, to the held frames of the last ``lookback_seconds``.
+This mirrors the tracker's forward coasting, so every track is covered on both sides of its
+detections. The cost is a delay of that window, nothing else.
+
+Tracks present in the very first frame are not dilated backwards (there is nothing before).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+import numpy as np
+
+from .types import Detections, FrameJob
+
+
+class LookbackDilator:
+    """Holds the last frames; ``push`` returns the frames that leave the window, in order."""
+
+    def __init__(self, lookback_seconds: float, fps: float) -> None:
+        self.window_s = float(lookback_seconds)
+        self.fps = float(fps) if fps > 0 else 25.0
+        self._held: deque[tuple[float, FrameJob]] = deque()
+        self._seen: set[int] = set()
+        self.faces_added = 0
+
+    def _time(self, job: FrameJob) -> float:
+        t = job.frame.time_s
+        return float(t) if t is not None else job.frame.index / self.fps
+
+    def push(self, job: FrameJob) -> Iterator[FrameJob]:
+        t = self._time(job)
+        if self.window_s <= 0:
+            yield job
+            return
+        ids = job.faces.track_ids
+        born = np.array([tid >= 0 and tid not in self._seen for tid in ids], dtype=bool)
+        self._seen.update(int(tid) for tid in ids if tid >= 0)
+        if born.any() and self._held:
+            new = job.faces[born]
+            new.predicted[:] = True
+            for t_held, held in self._held:
+                if t - t_held <= self.window_s:
+                    held.faces = Detections.concat([held.faces, new])
+                    self.faces_added += len(new)
+        self._held.append((t, job))
+        while self._held and t - self._held[0][0] > self.window_s:
+            yield self._held.popleft()[1]
+
+    def flush(self) -> Iterator[FrameJob]:
+        while self._held:
+            yield self._held.popleft()[1]
