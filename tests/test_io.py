@@ -523,3 +523,22 @@ def test_nonincreasing_pts_are_nudged(tmp_path: Path) -> None:
     sink.close()
     assert sink.pts_adjusted == 1 and any("non-increasing" in n for n in sink.notes)
     assert decoded_count(dst) == 5
+
+
+def test_fast_i420_conversion_matches_swscale_bt601() -> None:
+    """The sink's OpenCV RGB->I420 fast path must agree with swscale's BT.601 limited conversion."""
+    import av
+    import cv2
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 3)
+    fast = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).astype(int)
+    ref = (
+        av.VideoFrame.from_ndarray(img, format="rgb24")
+        .reformat(format="yuv420p", dst_colorspace="itu601", dst_color_range="MPEG")
+        .to_ndarray()
+        .astype(int)
+    )
+    assert np.abs(fast[:120] - ref[:120]).max() <= 1  # luma
+    assert np.abs(fast[120:] - ref[120:]).max() <= 4  # chroma (different subsampling filters)
+    assert np.abs(fast - ref).mean() < 0.5
