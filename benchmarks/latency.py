@@ -25,7 +25,6 @@ import platform
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             # through the relay
             report = work / "relay.json"
             relay = rs.Relay([a.url("in"), b.url("anon"), "-m", args.mechanism, "--deadline-ms", str(args.deadline_ms),
-                              "--report", str(report), "-q"], work).start()
+                              "--report", str(report), "-q"], work, max_seconds=2 * args.seconds + 120).start()
             rel_lat, rel_n, rel_fps, distinct = _read(b.url("anon"), args.seconds, pub.sent)
             rc, stop_s = relay.stop(signal.SIGINT)
             if rc != 0 or not report.exists():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -112,7 +111,8 @@ class ServerProc:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> ServerProc:
-        cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--exit-with-parent"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                                      text=True, env=child_env(), cwd=REPO)
         line: list[str] = []
@@ -186,8 +186,9 @@ class Publisher:
 class Relay:
     """``python -m streamdp relay ARGS`` (or ``live``) in a child process; its output goes to files."""
 
-    def __init__(self, args: list[str], workdir: Path, command: str = "relay") -> None:
-        self.cmd = [sys.executable, "-m", "streamdp", command, *args]
+    def __init__(self, args: list[str], workdir: Path, command: str = "relay", max_seconds: float = 170.0) -> None:
+        # --duration bounds the child even if the test process dies without stopping it
+        self.cmd = [sys.executable, "-m", "streamdp", command, *args, "--duration", str(max_seconds)]
         self.stderr_path = workdir / "relay.stderr"
         self.stdout_path = workdir / "relay.stdout"
         self.proc: subprocess.Popen | None = None

@@ -427,7 +427,7 @@ def _raw_control(url: str, region: tuple[int, int, int, int]) -> None:
     assert means and min(means) > RAW_MIN_MEAN, f"raw face region means {means}"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(120)
 def test_relay_rtsp_covers_every_frame_holds_rate_and_latency(  # type: ignore[no-untyped-def]
     face_video: Path, face_region, detector, rtsp_pair, tmp_path: Path
 ) -> None:
@@ -480,7 +480,7 @@ def test_relay_rtsp_covers_every_frame_holds_rate_and_latency(  # type: ignore[n
     assert data["streams"][0]["counts"]["frames_in"] > 0 and data["stopped_by"] == "SIGTERM"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 def test_relay_recovers_when_input_and_output_servers_restart(  # type: ignore[no-untyped-def]
     face_video: Path, face_region, rtsp_pair, tmp_path: Path
 ) -> None:
@@ -565,8 +565,8 @@ def test_relay_serve_mode_and_file_input(face_video: Path, face_region, tmp_path
         rc, took = relay.stop(signal.SIGINT)
     finally:
         relay.stop(signal.SIGKILL)
-    assert rc == 0 and took < 1.5, relay.stderr[-2000:]
-    assert len(got) >= 60, f"{len(got)} frames"
+    assert rc == 0 and took < 1.5, f"rc {rc}, stop took {took:.2f} s: {relay.stderr[-2000:]}"
+    assert len(got) >= 60, f"{len(got)} frames: {relay.stderr[-2000:]}"
     assert max(m for _, m in got) < SOLID_MAX_MEAN
     assert f"rtsp://127.0.0.1:{port}/anon" in relay.stderr  # where to watch it
 

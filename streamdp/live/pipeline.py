@@ -16,9 +16,11 @@ The rules that matter live:
 
 * A frame is published only as a ``CoveredFrame`` (``covered.py``): privatized, cheap-covered
   after a missed deadline, or with no face to cover. Never raw.
-* Deadline (``live.deadline_ms``, from capture): if privatization is not done by then, the
-  frame's tracked faces are covered with ``live.fallback`` on a private copy and that goes out;
-  if detection itself finishes after the deadline the frame is dropped (never late).
+* Deadline (``live.deadline_ms``, from capture to the hand-off to the outputs): if
+  privatization is not done in time, the frame's tracked faces are covered with
+  ``live.fallback`` on a private copy and that goes out; a frame that would still reach the
+  outputs after the deadline (detection too slow, a starved machine) is dropped instead, and the
+  last anonymized frame repeats. Never raw, never late.
 * The output keeps the input's pace: a new frame goes out as soon as it is ready (at least half
   a frame interval after the previous one); when nothing new comes for 1.5 intervals (input
   stalled, reconnecting), the last anonymized frame is repeated at the output rate.
@@ -49,7 +51,8 @@ from .sources import LiveSource
 
 log = logging.getLogger(__name__)
 
-MIN_GAP = 0.5  # frame intervals between two published frames, at least
+MIN_GAP = 0.5  # frame intervals between two published frames, at least (unless the deadline says now)
+HANDOFF_S = 0.010  # time allowed from a covered frame to its hand-off to the outputs
 REPEAT_AFTER = 1.5  # frame intervals without a new frame before the last one is repeated
 DEFAULT_FPS = 25.0
 _US = Fraction(1, 1_000_000)
@@ -215,7 +218,7 @@ class LivePipeline:
                     raw = cap.image.copy()  # the mechanism works in place: keep a copy for the fallback
                     lj = LiveJob(job, deadline)
                     # Give up early enough that the cheap cover still finishes by the deadline.
-                    give_up = deadline - min(0.5 * self.deadline_s, 2.0 * cover_cost + 0.002)
+                    give_up = deadline - min(0.5 * self.deadline_s, 2.0 * cover_cost + HANDOFF_S)
                     if self.shared.submit(lj) and lj.done.wait(max(0.0, give_up - time.monotonic())) and lj.ok:
                         out = covered.privatized(job, cap.t_capture)
                         metrics.add("frames_privatized")
@@ -251,7 +254,7 @@ class LivePipeline:
                 item = stream.ready.get(timeout=wait)
                 now = time.monotonic()
                 if item is not None:
-                    gap = last_pub + MIN_GAP * period - now
+                    gap = min(last_pub + MIN_GAP * period, item.t_capture + self.deadline_s - 0.001) - now
                     if gap > 0:
                         time.sleep(gap)
                         newer = stream.ready.get(timeout=0)
@@ -259,6 +262,11 @@ class LivePipeline:
                             metrics.add("frames_dropped_stale")
                             item = newer
                         now = time.monotonic()
+                    if now - item.t_capture > self.deadline_s:
+                        # Covered, but later than promised (a starved machine): drop it, the last
+                        # frame repeats. Never late beyond the deadline.
+                        metrics.add("frames_dropped_late")
+                        continue
                     if size is None:
                         size = item.size
                         for worker in stream.workers:  # outputs open at the first frame, at this rate

@@ -275,13 +275,19 @@ class SinkWorker:
                     pass
 
     def run(self) -> None:
+        stop_seen: float | None = None
         try:
             while True:
                 try:
                     item = self._q.get(timeout=0.05)
                 except queue.Empty:
+                    # On stop, the output thread sends END within a poll interval: write what it
+                    # handed over until then (a recording keeps its last frames), but do not wait
+                    # for it forever.
                     if self.pipe.stop_event.is_set():
-                        break
+                        stop_seen = stop_seen or time.monotonic()
+                        if time.monotonic() - stop_seen > 0.5:
+                            break
                     continue
                 if item is END:
                     break

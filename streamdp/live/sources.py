@@ -307,6 +307,8 @@ class LiveSource:
             except Exception as exc:  # noqa: BLE001 - any failure to open is retried (or fatal for files)
                 self.metrics.add("input_errors")
                 reason = redact_text(_reason(exc))
+                if type(exc).__name__ == "ProtocolNotFoundError":  # retrying cannot help
+                    raise InputError(f"this FFmpeg build cannot read {self.label}: {reason}") from None
                 if self.kind == "file" or (self.kind == "camera" and not self.opened.is_set()):
                     raise InputError(f"cannot open input {self.label}: {reason}") from None
                 delay = self.backoff.next_delay()
