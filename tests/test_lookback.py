@@ -47,3 +47,4 @@ def test_track_seen_before_is_not_dilated_again() -> None:
     out.extend(dil.flush())
     covered = [j.frame.index for j in out if len(j.faces)]
     assert covered == list(range(5)) + list(range(25, 40))
+
