@@ -329,7 +329,10 @@ class RtspServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(self, reader, writer)
         self._conns.add(conn)
-        await conn.serve()
+        try:
+            await conn.serve()
+        except asyncio.CancelledError:
+            pass  # the server is shutting down: a client cut off mid-read is expected
 
     # ---------------------------------------------------------------------------- lifecycle
 
