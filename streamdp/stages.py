@@ -84,7 +84,10 @@ class Pipeline:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
 
-    def spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+    def spawn(self, name: str, target: Callable[[], None], joined: bool = True) -> threading.Thread:
+        """Start a stage thread; its failure stops every stage. ``joined=False``: not waited for by
+        ``stop``/``join`` (threads that may block in native code, e.g. a network read)."""
+
         def run() -> None:
             try:
                 target()
@@ -96,7 +99,8 @@ class Pipeline:
                 self.stop_event.set()
 
         thread = threading.Thread(target=run, name=f"streamdp-{name}", daemon=True)
-        self.threads.append(thread)
+        if joined:
+            self.threads.append(thread)
         thread.start()
         return thread
 

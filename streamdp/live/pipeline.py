@@ -168,20 +168,7 @@ class LivePipeline:
 
     def _spawn_daemon(self, name: str, target: Any) -> threading.Thread:
         """A thread outside ``pipe.threads`` (not joined by ``Pipeline.stop``); failures stop everything."""
-
-        def run() -> None:
-            try:
-                target()
-            except Stopped:
-                pass
-            except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-                log.debug("%s failed", name, exc_info=True)
-                self.pipe.errors.append((name, exc))
-                self.pipe.stop_event.set()
-
-        thread = threading.Thread(target=run, name=f"streamdp-{name}", daemon=True)
-        thread.start()
-        return thread
+        return self.pipe.spawn(name, target, joined=False)
 
     def _spawn_source(self, stream: LiveStream) -> None:
         # A source blocked in a network read (up to live.read_timeout_s) must not delay the stop.
