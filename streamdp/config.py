@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -32,10 +32,25 @@ class DetectConfig(_Section):
     tiles: Literal["auto"] | int = "auto"
     tile_size: int = Field(384, ge=128, le=2048)
     tile_overlap: float = Field(0.25, ge=0.0, le=0.75)
-    # Run the tiled search every N frames (1 = every frame); the full frame is searched every frame
-    # and tracks keep faces covered between tiled passes.
-    tile_every: int = Field(1, ge=1, le=30)
+    # Run the tiled search every N frames; the full frame is searched every frame. "auto": every
+    # 2nd frame for files, where backward dilation (track.lookback_seconds) covers a face found one
+    # frame late in the frames before it, and every frame live, where nothing can look back.
+    tile_every: Literal["auto"] | int = "auto"
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
+
+
+    @field_validator("tile_every")
+    @classmethod
+    def _tile_every_range(cls, v: str | int) -> str | int:
+        if v != "auto" and not 1 <= int(v) <= 30:
+            raise ValueError("must be 'auto' or 1..30")
+        return v
+
+    def effective_tile_every(self, lookback_frames: float) -> int:
+        """The tile schedule: an explicit N, or "auto" (2 when >= 2 frames of lookback cover it)."""
+        if self.tile_every != "auto":
+            return int(self.tile_every)
+        return 2 if lookback_frames >= 2 else 1
 
 
 class TrackConfig(_Section):

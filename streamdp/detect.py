@@ -265,9 +265,12 @@ class FaceDetector:
         model_path: Path | str | None = None,
         *,
         verify_score: float | None = None,
+        tile_every: int | None = None,
     ) -> None:
         self.cfg = cfg if cfg is not None else DetectConfig()
         self.verify_score = float(self.cfg.verify_score if verify_score is None else verify_score)
+        #: tile pass schedule; the file pipeline passes its own (see ``DetectConfig.effective_tile_every``)
+        self.tile_every = int(tile_every) if tile_every is not None else self.cfg.effective_tile_every(0)
         #: score a face must reach at the model's favourite scale (see ``_verify``)
         self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -359,7 +362,7 @@ class FaceDetector:
         parts.append((b, s, k, np.zeros(len(b), bool), _rel_size(b, max(w, h)), np.ones(len(b), bool)))
         t_full = time.perf_counter()
 
-        tiles = self.tiles_for(w, h) if frame_index % self.cfg.tile_every == 0 else []
+        tiles = self.tiles_for(w, h) if frame_index % self.tile_every == 0 else []
         for tile in tiles:
             buf = self._tile_bufs.get(tile.size)
             if buf is None:

@@ -50,11 +50,11 @@ class FaceCounts:
 class FaceStage:
     """Detect and track faces in one stream's frames (one detector + tracker per stream)."""
 
-    def __init__(self, config: Config, fps: float) -> None:
+    def __init__(self, config: Config, fps: float, lookback_frames: float = 0.0) -> None:
         from .detect import FaceDetector
         from .track import FaceTracker
 
-        self.detector = FaceDetector(config.detect)
+        self.detector = FaceDetector(config.detect, tile_every=config.detect.effective_tile_every(lookback_frames))
         self.tracker = FaceTracker(config.track, fps)
         self.fps = fps
         self.counts = FaceCounts()
@@ -140,7 +140,8 @@ def run_video(
     }
     if on_start:
         on_start(info.frame_count)
-    faces = FaceStage(config, float(info.fps) or 25.0)
+    fps = float(info.fps) or 25.0
+    faces = FaceStage(config, fps, lookback_frames=config.track.lookback_seconds * fps)
     sink = VideoSink(dst, src, info, config.output)
     pipe = Pipeline()
     qsize = config.pipeline.queue_size
@@ -164,7 +165,7 @@ def run_video(
             frames.close()
         pipe.put(q_frames, END)
 
-    lookback = LookbackDilator(config.track.lookback_seconds, float(info.fps) or 25.0)
+    lookback = LookbackDilator(config.track.lookback_seconds, fps)
 
     def detect_track() -> None:
         while True:
