@@ -423,3 +423,13 @@ def test_model_with_wrong_or_understated_metadata_is_refused(tmp_path):
         read_model_metadata(tmp_path / "junk.onnx")
     with pytest.raises(ModelError):
         build_latent_mechanism("laplace", epsilon=1.0, metadata=meta(**{"streamdp.delta_l2": "1"}), seed=None)
+
+
+def test_posterior_uses_the_declared_prior_spread():
+    m = build_latent_mechanism("laplace", epsilon=1.0, metadata=meta(**{"streamdp.latent_prior": "normal:0.5"}), seed=3)
+    out = m.release(m.clip(np.zeros((2000, 16))), m.sample_noise(2000))
+    assert out.std() == pytest.approx(0.5, abs=0.05)
+    no_prior = {k: v for k, v in meta().items() if k != "streamdp.latent_prior"}
+    assert build_latent_mechanism("laplace", epsilon=1.0, metadata=no_prior, seed=3).postprocess == "clamp"
+    with pytest.raises(ModelError, match="latent_prior"):
+        build_latent_mechanism("laplace", epsilon=1.0, metadata=meta(**{"streamdp.latent_prior": "normal:x"}), seed=3)

@@ -109,8 +109,17 @@ class LatentGeometry:
     dim: int
     bound: float  # B, rounded down to the grid
     identity: slice
-    prior: str  # "normal" (the latent was trained towards N(0, I)) or "unknown"
+    prior: str  # "normal" / "normal:STD" (the latent was trained towards N(0, STD^2 I)) or "unknown"
     grid_bits: int = GRID_BITS
+
+    @property
+    def prior_std(self) -> float | None:
+        """The latent prior's per-coordinate std, or None when the model declares no prior."""
+        if self.prior == "normal":
+            return 1.0
+        if self.prior.startswith("normal:"):
+            return float(self.prior.split(":", 1)[1])
+        return None
 
     @property
     def grid(self) -> float:
@@ -149,7 +158,14 @@ class LatentGeometry:
             raise ModelError(f"model {path}: invalid latent_dim/clip_bound/identity_dims")
         g = 2.0**-GRID_BITS
         bound_g = math.floor(bound / g) * g  # a grid multiple, never larger than the declared B
-        geo = cls(dim, bound_g, slice(a, b), meta.get("streamdp.latent_prior", "unknown"))
+        prior = meta.get("streamdp.latent_prior", "unknown")
+        geo = cls(dim, bound_g, slice(a, b), prior)
+        try:
+            std = geo.prior_std
+        except ValueError:
+            std = -1.0
+        if std is not None and not (0.0 < std < 1e3):
+            raise ModelError(f"model {path}: malformed latent_prior {prior!r}")
         # The file may not understate the sensitivity: refuse a model whose stated Delta is smaller
         # than the true diameter of its own clip set (the paper's flaw, caught at load time).
         if claimed_l1 < geo.delta_l1 * (1 - 1e-9) or claimed_l2 < geo.delta_l2 * (1 - 1e-9):
@@ -182,7 +198,7 @@ class _Base:
         self.seeded = seed is not None
         self.rng = sampling.make_rng(seed)
         if postprocess is None:
-            postprocess = "posterior" if geometry.prior == "normal" else "clamp"
+            postprocess = "posterior" if geometry.prior_std is not None else "clamp"
         if postprocess not in ("posterior", "clamp"):
             raise ValueError(f"unknown postprocess {postprocess!r}")
         self.postprocess = postprocess
@@ -222,9 +238,10 @@ class _Base:
         B = self.geo.bound
         if self.postprocess == "clamp":
             return np.clip(y, -B, B)
+        s2 = (self.geo.prior_std or 1.0) ** 2  # prior N(0, s2) per coordinate
         var = self.noise_variance()[None, :]
-        mean = y / (1.0 + var)
-        std = np.sqrt(var / (1.0 + var))
+        mean = y * s2 / (s2 + var)
+        std = np.sqrt(s2 * var / (s2 + var))
         return np.clip(mean + std * self.rng.standard_normal(y.shape), -B, B)
 
     def cost(self) -> PrivacyCost:

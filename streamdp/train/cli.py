@@ -74,7 +74,12 @@ def run(cfg: dict[str, Any], stages: list[str], max_minutes: float | None = None
     if "export" in stages:
         from .export import export_from_checkpoint
 
-        export_from_checkpoint(cfg, P["out_dir"] / "ckpt.pt", _mask(cfg), P["model_dir"])
+        import numpy as np
+
+        train = dataset.load(P["train_npz"])
+        calib = train["crops"][np.random.default_rng(0).choice(len(train["crops"]), 1024, replace=False)]
+        del train
+        export_from_checkpoint(cfg, P["out_dir"] / "ckpt.pt", _mask(cfg), P["model_dir"], calib_crops=calib)
     if "figures" in stages:
         from .figures import sample_grid, training_curves
 

@@ -63,6 +63,12 @@ def verify_weights_sha256(path: str | Path) -> str:
     return got
 
 
+def _align_version() -> str:
+    from .. import align
+
+    return str(getattr(align, "ALIGN_VERSION", "unknown"))
+
+
 def model_metadata(cfg: dict[str, Any], steps: int) -> dict[str, str]:
     S = int(cfg["data"]["crop_size"])
     D = int(cfg["model"]["latent_dim"])
@@ -81,6 +87,7 @@ def model_metadata(cfg: dict[str, Any], steps: int) -> dict[str, str]:
         "streamdp.training_data": str(cfg["export"]["training_data"]),
         "streamdp.version": str(cfg["export"]["version"]),
         "streamdp.latent_prior": "normal",
+        "streamdp.align_version": _align_version(),
         "streamdp.training_steps": str(steps),
         "streamdp.exported": time.strftime("%Y-%m-%d", time.gmtime()),
     }
@@ -100,13 +107,32 @@ def _stamp(path: Path, meta: dict[str, str]) -> str:
     return digest
 
 
-def export_from_checkpoint(cfg: dict[str, Any], ckpt: Path, mask: np.ndarray, out_dir: Path) -> dict[str, str]:
+def latent_prior_std(enc: Any, crops_u8: np.ndarray, bound: float) -> float:
+    """Mean per-coordinate std of the clipped latents of some *training* crops (for the prior)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(crops_u8.transpose(0, 3, 1, 2))).float() / 255.0
+    with torch.no_grad():
+        z = torch.cat([enc(x[i : i + 64]) for i in range(0, len(x), 64)]).clamp(-bound, bound).numpy()
+    return float(np.sqrt((z.var(0) + z.mean(0) ** 2).mean()))  # spread around 0, as the prior is centred
+
+
+def export_from_checkpoint(
+    cfg: dict[str, Any], ckpt: Path, mask: np.ndarray, out_dir: Path, calib_crops: np.ndarray | None = None
+) -> dict[str, str]:
+    """Export, stamp metadata, verify. ``calib_crops``: training crops (uint8 NHWC) used to measure
+    the latent's spread for ``streamdp.latent_prior`` (default: the trained-for N(0, 1))."""
     import onnxruntime as ort
     import torch
 
     from .train import load_ema
 
     enc, dec, st = load_ema(ckpt, cfg, mask)
+    # The mask is baked into both graphs; it must be the one the runtime computes.
+    cur = np.asarray(mask, np.float32).reshape(enc.mask.shape[-2:])
+    for name, mod in (("encoder", enc), ("decoder", dec)):
+        if not np.allclose(mod.mask.reshape(cur.shape).numpy(), cur, atol=1e-6):
+            raise ModelError(f"checkpoint {ckpt}: the {name}'s face mask differs from streamdp.align.face_mask; fine-tune first")
     S = int(cfg["data"]["crop_size"])
     D = int(cfg["model"]["latent_dim"])
     opset = int(cfg["export"].get("opset", 17))
@@ -131,6 +157,8 @@ def export_from_checkpoint(cfg: dict[str, Any], ckpt: Path, mask: np.ndarray, ou
             opset_version=opset, dynamo=False,
         )
     meta = model_metadata(cfg, int(st["step"]))
+    if calib_crops is not None and len(calib_crops):
+        meta["streamdp.latent_prior"] = f"normal:{latent_prior_std(enc, calib_crops, float(cfg['model']['clip_bound'])):.3f}"
     sha = {"encoder": _stamp(enc_path, meta), "decoder": _stamp(dec_path, meta)}
     # verify with onnxruntime (no torch in the runtime) against torch, at another batch size
     n = 5

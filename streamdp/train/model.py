@@ -57,7 +57,7 @@ class Up(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, crop_size: int, latent_dim: int, mask: torch.Tensor, width: int = 32) -> None:
         super().__init__()
-        self.register_buffer("mask", mask.reshape(1, 1, crop_size, crop_size).float())
+        self.register_buffer("mask", mask.reshape(1, 1, crop_size, crop_size).float().clone())
         w = width
         self.blocks = nn.Sequential(Down(4, w), Down(w, 2 * w), Down(2 * w, 4 * w), Down(4 * w, 6 * w))
         r = crop_size // 16
@@ -77,7 +77,7 @@ class Decoder(nn.Module):
         super().__init__()
         S = crop_size
         self.S = S
-        self.register_buffer("mask", mask.reshape(1, 1, S, S).float())
+        self.register_buffer("mask", mask.reshape(1, 1, S, S).float().clone())
         ys, xs = torch.meshgrid(torch.arange(S).float(), torch.arange(S).float(), indexing="ij")
         self.register_buffer("gx", ((xs + 0.5) / S).reshape(1, 1, S, S))
         self.register_buffer("gy", ((ys + 0.5) / S).reshape(1, 1, S, S))

@@ -117,7 +117,7 @@ class EMA:
 
 def build_models(cfg: dict[str, Any], mask: np.ndarray) -> tuple[Encoder, Decoder]:
     S, D, W = cfg["data"]["crop_size"], cfg["model"]["latent_dim"], cfg["model"]["width"]
-    m = torch.from_numpy(np.asarray(mask, np.float32))
+    m = torch.from_numpy(np.array(mask, np.float32, copy=True))  # never alias streamdp.align's cache
     return Encoder(S, D, m, W), Decoder(S, D, m, W)
 
 
@@ -149,11 +149,19 @@ def fit(cfg: dict[str, Any], data: dict[str, np.ndarray], mask: np.ndarray, out_
         ema.shadow = [st["ema_encoder"], st["ema_decoder"]]
         step, elapsed_before = int(st["step"]), float(st["elapsed_s"])
         log.info("resumed at step %d (%.1f min)", step, elapsed_before / 60)
+        # The face mask is part of the graphs (buffers). If streamdp.align's mask changed since the
+        # checkpoint, continue (fine-tune) with the current one: the runtime uses the current one.
+        cur = torch.from_numpy(np.array(mask, np.float32, copy=True)).reshape(enc.mask.shape)
+        if not torch.equal(enc.mask, cur):
+            log.warning("face mask differs from the checkpoint's: fine-tuning with the current streamdp.align mask")
+        for mod, shadow in zip([enc, dec], ema.shadow):
+            mod.mask.copy_(cur)
+            shadow["mask"].copy_(cur)
 
     crops, kps = data["crops"], data["keypoints"]
     N = len(crops)
     S = int(cfg["data"]["crop_size"])
-    m = torch.from_numpy(np.asarray(mask, np.float32)).reshape(1, 1, S, S)
+    m = torch.from_numpy(np.array(mask, np.float32, copy=True)).reshape(1, 1, S, S)
     lm = torch.clamp(m * 4.0, 0.0, 1.0)  # loss region: the mask including its feathered rim
     lat_cfg = {
         "clip_bound": float(mc["clip_bound"]),
