@@ -60,3 +60,44 @@ def test_provider_choice_prefers_cuda_then_cpu() -> None:
     ]
     assert select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert select_providers(["AzureExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def _face_job(index: int, t: float, track_id: int = 1):
+    from fractions import Fraction
+
+    from streamdp.types import Detections, Frame, FrameJob
+
+    img = np.full((120, 160, 3), 90, np.uint8)
+    img[30:90, 50:110] = (200, 150, 120)  # a "face" patch
+    kps = np.array([[[68, 50], [92, 50], [80, 62], [80, 75], [55, 55], [105, 55]]], np.float32)
+    box = np.array([[45, 25, 115, 95]], np.float32)
+    frame = Frame(index, img, pts=round(t * 1000), time_base=Fraction(1, 1000))
+    return FrameJob(frame, Detections(box, [0.9], kps, [track_id]))
+
+
+@pytest.mark.parametrize("interval, releases", [(10.0, 1), (0.1, 5)])
+def test_dp_image_encodes_once_per_release_and_accounts_it(tmp_path: Path, interval: float, releases: int) -> None:
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+
+    folder = build_tiny_model(tmp_path / "m")
+    config = load_config(None, {
+        "mechanism.name": "dp-image",
+        "mechanism.dp_image.model": str(folder),
+        "mechanism.dp_image.release_interval": interval,
+        "mechanism.dp_image.epsilon": 2.0,
+    })
+    mech = DpImage(config)
+    jobs = [_face_job(i, 0.2 * i) for i in range(5)]
+    before = [j.frame.image.copy() for j in jobs]
+    mech.apply(jobs[:3])
+    mech.apply(jobs[3:])
+    assert mech.faces_modelled == 5
+    assert mech.faces_encoded == releases
+    report = mech.privacy_report()
+    assert report["worst_case"]["releases"] == releases
+    assert report["worst_case"]["epsilon"] == pytest.approx(2.0 * releases)
+    for job, orig in zip(jobs, before):
+        changed = np.abs(job.frame.image.astype(int) - orig.astype(int)).sum(axis=2) > 0
+        assert changed[45:75, 65:95].mean() > 0.9, "the face centre must be replaced"
+        assert not changed[:10, :10].any(), "far from the face nothing changes"

@@ -142,6 +142,7 @@ class DpImage(Mechanism):
         self.ledger: PrivacyLedger = self.noise_bank.ledger
         self.fallback = Pixelate(config)  # for faces too small to model: still covered
         self.faces_modelled = 0
+        self.faces_encoded = 0  # encoder runs: one per release, not one per frame
         self.faces_fallback = 0
         self._untracked = 0
         log.info("dp-image model %s on %s", self.model.model_dir, self.model.active_provider)
@@ -183,17 +184,29 @@ class DpImage(Mechanism):
         faces_f = crop_u8.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
         context = faces_f * (1.0 - self.mask)[None, None]
         out = np.empty_like(faces_f)
+        keys = [(sid, tid) for (_, sid, tid, _) in owners]
+        times = [t for (*_, t) in owners]
+        # One release per track per interval; later frames reuse the released latent (pure
+        # post-processing of one release; re-noising each frame's own latent would not be). So
+        # only faces that open a release need the encoder.
+        latent = np.zeros((len(owners), self.model.latent_dim), np.float32)
+        need: list[int] = []
+        opened: dict[tuple[int, int], float] = {}  # releases this batch will open, by track
+        interval = self.noise_bank.interval
+        for i, (key, t) in enumerate(zip(keys, times)):
+            prev = opened.get(key)
+            due = self.noise_bank.needs_latent(key, t) if prev is None else not (0 <= t - prev < interval)
+            if due:
+                need.append(i)
+                opened[key] = t
+        for s in range(0, len(need), self.max_batch):
+            idx = need[s : s + self.max_batch]
+            latent[idx] = self.model.encode(np.ascontiguousarray(faces_f[idx]))
+        self.faces_encoded += len(need)
+        released = self.noise_bank.release_batch(keys, times, self.latent_mechanism.clip(latent))
         for s in range(0, len(owners), self.max_batch):
             sl = slice(s, s + self.max_batch)
-            latent = self.model.encode(np.ascontiguousarray(faces_f[sl]))
-            # One release per track per interval; later frames reuse the released latent (pure
-            # post-processing of one release). Re-noising each frame's own latent would not be.
-            released = self.noise_bank.release_batch(
-                [(sid, tid) for (_, sid, tid, _) in owners[sl]],
-                [t for (*_, t) in owners[sl]],
-                self.latent_mechanism.clip(latent),
-            )
-            out[sl] = self.model.decode(released, np.ascontiguousarray(context[sl]), all_kp[sl].astype(np.float32))
+            out[sl] = self.model.decode(released[sl], np.ascontiguousarray(context[sl]), all_kp[sl].astype(np.float32))
         out_u8 = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
         self.faces_modelled += len(owners)
         start = 0
@@ -214,6 +227,7 @@ class DpImage(Mechanism):
             "latent_mechanism": self.latent_mechanism.describe(),
             "release_interval_s": self.cfg.release_interval,
             "faces_modelled": self.faces_modelled,
+            "faces_encoded": self.faces_encoded,
             "faces_pixelated_too_small": self.faces_fallback,
         }
 

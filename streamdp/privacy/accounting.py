@@ -175,6 +175,20 @@ class TrackNoiseBank:
             self.ledger.record(track, time_s)
         return slot, fresh
 
+    def needs_latent(self, track: Hashable, time_s: float | None) -> bool:
+        """Whether ``release_for(track, time_s, z)`` would use ``z`` (a new release is due).
+
+        Later frames of an interval reuse the released latent, so their faces need no encoding.
+        """
+        slot = self._slots.get(track)
+        return (
+            slot is None
+            or slot.released is None
+            or time_s is None
+            or time_s < slot.start_s
+            or time_s - slot.start_s >= self.interval
+        )
+
     def noise_for(self, track: Hashable, time_s: float | None) -> np.ndarray:
         """The interval's noise vector for ``track`` (drawn at the interval's first call).
 
