@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, OutputError, StreamdpError
+from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
 
 log = logging.getLogger("streamdp")
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, default=Path("configs/train.yaml"))
     train.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_live_parsers(sub)
+    add_eval_parser(sub)
     return parser
 
 
@@ -117,6 +119,9 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    # Stage threads hand work to native code (MediaPipe dispatches every call through its own
+    # worker thread) and wait for the GIL on return: a shorter switch interval cuts that wait.
+    sys.setswitchinterval(0.001)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="streamdp: %(levelname)s: %(message)s",
