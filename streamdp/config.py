@@ -89,7 +89,7 @@ class DpImageConfig(_Section):
 
 
 class MechanismConfig(_Section):
-    name: str = "pixelate"
+    name: str = "dp-image"  # the shipped DP-Image model (streamdp/models/dpimage)
     pixelate: PixelateConfig = PixelateConfig()
     blur: BlurConfig = BlurConfig()
     solid: SolidConfig = SolidConfig()

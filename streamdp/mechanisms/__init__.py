@@ -21,8 +21,6 @@ _REGISTRY: dict[str, str] = {
     "dp-image": "streamdp.mechanisms.dp_image:DpImage",
 }
 
-DEFAULT_MECHANISM = "pixelate"
-
 
 def available_mechanisms() -> list[str]:
     return list(_REGISTRY)
@@ -41,4 +39,4 @@ def build_mechanism(config: Config) -> Mechanism:
     return cls(config)
 
 
-__all__ = ["Mechanism", "available_mechanisms", "build_mechanism", "DEFAULT_MECHANISM"]
+__all__ = ["Mechanism", "available_mechanisms", "build_mechanism"]
