@@ -47,7 +47,8 @@ def streamdp_run(src: Path, dst: Path, mechanism: str, report: Path) -> tuple[in
     if code != 0:
         raise SystemExit(f"streamdp run failed with exit code {code}")
     data = json.loads(report.read_text())
-    return data["files"][0]["frames_out"], dt, data["files"][0]["stages"]
+    entry = data["files"][0]
+    return entry["frames_out"], dt, entry["stages"] | {"_pipeline_fps": entry["fps"]}
 
 
 def main() -> None:
@@ -62,18 +63,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         base, ours = [], []
-        stages = {}
+        stages: dict = {}
+        pipeline_fps = []
         for _ in range(args.repeat):  # interleave so background load hits both alike
             n, dt = bare_transcode(args.video, tmpd / "bare.mp4", cfg.crf or 23, cfg.preset or "medium")
             base.append(n / dt)
             n2, dt2, stages = streamdp_run(args.video, tmpd / "ours.mp4", args.mechanism, tmpd / "r.json")
             ours.append(n2 / dt2)
+            pipeline_fps.append(stages.pop("_pipeline_fps"))
     b, o = max(base), max(ours)
     print(f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, av {av.__version__}")
     print(f"video: {args.video} ({n} frames)")
     print(f"bare decode+libx264 encode: {b:.1f} fps (best of {args.repeat})")
     print(f"streamdp run --mechanism {args.mechanism}: {o:.1f} fps (best of {args.repeat}, incl. start-up)")
-    print(f"ratio: {o / b:.2f}x (goal >= 0.6x)")
+    p = max(pipeline_fps)
+    print(f"ratio: {o / b:.2f}x with start-up (imports, model loading), {p / b:.2f}x for the pipeline itself "
+          f"({p:.1f} fps from the report) (goal >= 0.6x)")
     print("stages (last run):")
     for name, s in stages.items():
         print(f"  {name:10s} {s['ms_per_item']} ms/item  busy {s['busy_s']} s")
