@@ -110,8 +110,6 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     labels = [
         s.label.replace("dp-image", "dp-img") + (f" ε={s.epsilon:g}" if s.epsilon is not None else "") for s in settings
     ]
-    if any(s.family == "dp-image" for s in settings):
-        result["summary"]["dp_image_model"] = _model_metadata(config)
     command = "streamdp " + " ".join(shlex.quote(a) for a in argv)
     default_eps = config.mechanism.dp_image.epsilon
     paths = write_outputs(result, args.out, command, default_eps, samples, labels)
@@ -120,14 +118,3 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - t0:.0f} s")
     return 0
 
-
-def _model_metadata(config: Any) -> dict[str, str]:
-    from ..mechanisms.dp_image import DEFAULT_MODEL_DIR
-    from ..privacy import read_model_metadata
-
-    folder = Path(config.mechanism.dp_image.model or DEFAULT_MODEL_DIR)
-    try:
-        meta = read_model_metadata(folder / "encoder.onnx")
-    except Exception as exc:  # noqa: BLE001 - informative only
-        return {"error": str(exc)}
-    return {"folder": str(folder), **meta}

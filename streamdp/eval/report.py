@@ -321,6 +321,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, default_e
     vt = video_table(result)
     if vt:
         md += ["Video attack (the adversary averages its descriptors over each track):", "", vt, ""]
+    if s.get("video_error"):
+        md += [f"The video attack failed and is missing: {s['video_error']}", ""]
     md += ["Where the default epsilon stands against the targets:", ""]
     md += [f"- {line}" for line in targets_text(result, default_epsilon)]
     md += [

@@ -405,11 +405,45 @@ class EvalRun:
     video: list[dict[str, Any]]
     timings: dict[str, float]
     options: EvalOptions
+    model: dict[str, str] | None = None
+    video_error: str | None = None
+
+
+def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str] | None:
+    """Copy the dp-image model the settings use into the cache (or a temp dir) and point every
+    dp-image setting without an explicit model at the copy: a model replaced on disk during a
+    long run must not mix two models in one table. Returns the copy's metadata."""
+    import shutil
+    import tempfile
+
+    from ..config import load_config
+    from ..mechanisms.dp_image import DEFAULT_MODEL_DIR
+    from ..privacy import read_model_metadata
+
+    if not any(s.family == "dp-image" and not s.params.get("model") for s in settings):
+        return None
+    cfg = load_config(opts.config_path, opts.base_overrides)
+    src = Path(cfg.mechanism.dp_image.model or DEFAULT_MODEL_DIR)
+    base = Path(opts.cache_dir) / "models" if opts.cache_dir is not None else Path(tempfile.mkdtemp(prefix="streamdp-eval-"))
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="incoming-", dir=base))
+    for name in ("encoder.onnx", "decoder.onnx"):
+        shutil.copy2(src / name, tmp / name)
+    meta = read_model_metadata(tmp / "encoder.onnx")  # validates the copy (a half-written file fails here)
+    read_model_metadata(tmp / "decoder.onnx")
+    dst = base / f"dpimage-{meta['streamdp.sha256'][:16]}"
+    if dst.is_dir():
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(dst)
+    opts.base_overrides = {**opts.base_overrides, "mechanism.dp_image.model": str(dst)}
+    return {"source": str(src), "snapshot": str(dst), **meta}
 
 
 def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> EvalRun:
     from .adversaries import adversary_class
 
+    model_meta = snapshot_model(opts, settings)
     classes = [adversary_class(a) for a in opts.adversaries]
     for cls in classes:
         cls.prepare(opts.cache_dir)
@@ -468,6 +502,7 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
 
         # 3. video attack
         video: list[dict[str, Any]] = []
+        video_error = None
         if opts.video_tracks > 0:
             t0 = time.perf_counter()
             vitems = []
@@ -479,10 +514,15 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
                         ref = {k: gal[i][k] for k in keys}
                         sid = 2_000_000 + 10_000 * si + 100 * n + (1 if mode == "fresh" else 0)
                         vitems.append((i, str(dataset.images[i].path), sid, si, mode, ref, s.family in ("dp-image", "identity")))
-            with _bar(len(vitems), "video attack (clips)", opts.progress) as bar:
-                for rec in pool.imap(video_task, vitems):
-                    video.append(rec)
-                    bar.update(1)
+            try:
+                with _bar(len(vitems), "video attack (clips)", opts.progress) as bar:
+                    for rec in pool.imap(video_task, vitems):
+                        video.append(rec)
+                        bar.update(1)
+            except Exception as exc:  # noqa: BLE001 - keep the still-image results of a long run
+                log.error("video attack failed, results without it: %s", exc)
+                video_error = f"{type(exc).__name__}: {exc}"
+                video = []
             timings["video_s"] = time.perf_counter() - t0
             timings["video_clips"] = len(vitems)
     finally:
@@ -491,7 +531,7 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
     timings["total_s"] = time.perf_counter() - t_start
     timings["workers"] = pool.workers
     timings["cache_hits_main"] = cache.hits
-    return EvalRun(dataset, settings, adv_info, gal, probes, video, timings, opts)
+    return EvalRun(dataset, settings, adv_info, gal, probes, video, timings, opts, model_meta, video_error)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -595,6 +635,8 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
     n_probe_settings = max(1, len(run.probes) * len(run.settings))
     summary = {
         "dataset": ds.describe(),
+        "dp_image_model": run.model,
+        "video_error": run.video_error,
         "adversaries": run.adversaries,
         "pipeline_found_original": float(np.mean([g["found_pipeline"] for g in gal])),
         "pipeline_found_probes": float(np.mean([r["pipeline_faces"] > 0 for r in run.probes])),
