@@ -91,14 +91,17 @@ def video_table(result: dict[str, Any]) -> str:
     if not rows:
         return ""
     advs = [a["name"] for a in result["summary"]["adversaries"] if any(f"{a['name']}.frame.protection" in r for r in rows)]
-    head = ["mechanism", "ε per release", "noise", "ε spent per track"]
+    head = ["mechanism", "ε per release", "noise", "ε spent per person: mean (worst clip)"]
     for a in advs:
         head += [f"{a}: protection per frame", f"{a}: protection, averaged", f"{a}: rank-1, averaged"]
     head += ["flicker (0-255)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         noise = {"reuse": "once per track (reused)", "fresh": "fresh every frame", "static": "–"}[r["mode"]]
-        cells = [r["setting"], _eps(r["epsilon"]), noise, _eps(r.get("epsilon_per_track"))]
+        spent = _eps(r.get("epsilon_per_track"))
+        if r.get("epsilon_per_clip_mean") is not None and math.isfinite(r["epsilon_per_clip_mean"]):
+            spent = f"{r['epsilon_per_clip_mean']:.4g} ({spent})"
+        cells = [r["setting"], _eps(r["epsilon"]), noise, spent]
         for a in advs:
             cells += [
                 _pct(r.get(f"{a}.frame.protection")),

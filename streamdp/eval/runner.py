@@ -601,7 +601,9 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
             "flicker": float(np.nanmean([v["flicker"] for v in vs])),
         }
         if "epsilon_spent" in vs[0]:
-            vr["epsilon_per_track"] = float(np.max([v["epsilon_spent"] for v in vs]))
+            # all tracks of a clip are one person: the clip's releases compose
+            vr["epsilon_per_track"] = float(np.max([v["epsilon_spent"] for v in vs]))  # worst clip
+            vr["epsilon_per_clip_mean"] = float(np.mean([v["epsilon_spent"] for v in vs]))
             vr["releases_per_track"] = float(np.mean([v["releases"] for v in vs]))
         for a in run.adversaries:
             name, thr = a["name"], a["threshold"]
