@@ -85,6 +85,9 @@ class DpImageConfig(_Section):
     epsilon: float = Field(8.0, gt=0.0)
     delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only
     release_interval: float = Field(10.0, gt=0.0)  # seconds between fresh noise draws per track
+    # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
+    # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
+    context_blur: float = Field(0.0, ge=0.0, le=2.0)
     seed: int | None = None  # tests only; production noise comes from the OS entropy pool
 
 

@@ -62,7 +62,7 @@ def test_provider_choice_prefers_cuda_then_cpu() -> None:
     assert select_providers(["AzureExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
-def _face_job(index: int, t: float, track_id: int = 1):
+def _face_job(index: int, t: float, track_id: int = 1, eye_distance: float = 24.0):
     from fractions import Fraction
 
     from streamdp.types import Detections, Frame, FrameJob
@@ -70,6 +70,7 @@ def _face_job(index: int, t: float, track_id: int = 1):
     img = np.full((120, 160, 3), 90, np.uint8)
     img[30:90, 50:110] = (200, 150, 120)  # a "face" patch
     kps = np.array([[[68, 50], [92, 50], [80, 62], [80, 75], [55, 55], [105, 55]]], np.float32)
+    kps = (kps - [80, 50]) * (eye_distance / 24.0) + [80, 50]
     box = np.array([[45, 25, 115, 95]], np.float32)
     frame = Frame(index, img, pts=round(t * 1000), time_base=Fraction(1, 1000))
     return FrameJob(frame, Detections(box, [0.9], kps, [track_id]))
@@ -101,3 +102,32 @@ def test_dp_image_encodes_once_per_release_and_accounts_it(tmp_path: Path, inter
         changed = np.abs(job.frame.image.astype(int) - orig.astype(int)).sum(axis=2) > 0
         assert changed[45:75, 65:95].mean() > 0.9, "the face centre must be replaced"
         assert not changed[:10, :10].any(), "far from the face nothing changes"
+
+
+def test_dp_image_context_blur_smooths_the_box_outside_the_face(tmp_path: Path) -> None:
+    """context_blur > 0: hair/ears/background inside the box are blurred, the rest untouched."""
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+
+    folder = build_tiny_model(tmp_path / "m")
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    results = {}
+    for blur in (0.0, 0.1):
+        config = load_config(None, {
+            "mechanism.name": "dp-image",
+            "mechanism.dp_image.model": str(folder),
+            "mechanism.dp_image.context_blur": blur,
+            "mechanism.feather": 0.0,
+        })
+        job = _face_job(0, 0.0, eye_distance=16.0)  # a box with room for context around the face
+        job.frame.image[...] = texture
+        DpImage(config).apply([job])
+        results[blur] = job.frame.image.astype(np.int16)
+        assert DpImage(config).describe()["context_blur"] == blur
+    corner = (slice(26, 32), slice(46, 52))  # inside the box (45,25)-(115,95), outside the face ellipse
+    kept, blurred = results[0.0][corner], results[0.1][corner]
+    assert np.array_equal(kept, texture[corner].astype(np.int16)), "context 0 keeps the raw surround"
+    assert blurred.std() < 0.5 * texture[corner].std(), "context blur smooths the raw surround"
+    outside = (slice(0, 20), slice(0, 40))
+    assert np.array_equal(results[0.1][outside], texture[outside].astype(np.int16))

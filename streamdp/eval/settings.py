@@ -24,10 +24,12 @@ _PARAMS = {
     "pixelate": {"blocks": int},
     "solid": {},
     "dp-pix": {"b": int, "m": int, "epsilon": float},
-    "dp-image": {"epsilon": float, "mechanism": str, "model": str},
+    "dp-image": {"epsilon": float, "mechanism": str, "model": str, "context_blur": float},
 }
 DP_PIX_DEFAULT = {"b": 16, "m": 16, "epsilon": 1.0}
-DP_IMAGE_SWEEP_EPSILONS = (128.0, 512.0, 2048.0, 8192.0)  # besides the config's default epsilon
+# Besides the config's default epsilon. The sweep is sized so that the full LFW evaluation split
+# runs in under an hour on 2 cores (docs/results.md, Runtime); add settings with --mechanism.
+DP_IMAGE_SWEEP_EPSILONS = (512.0, 2048.0)
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Setting:
         if self.family == "dp-image":
             mech = p.get("mechanism", "laplace")
             name = "dp-image, no noise (reconstruction)" if mech == "none" else f"dp-image ({mech})"
+            if "context_blur" in p:
+                name += f", context blur {p['context_blur']:g}"
             return name + (f" [{Path(p['model']).name}]" if p.get("model") else "")
         if self.family == "identity":
             return "original (no protection)"
@@ -88,6 +92,8 @@ class Setting:
             }
             if p.get("model"):
                 out["mechanism.dp_image.model"] = p["model"]
+            if "context_blur" in p:
+                out["mechanism.dp_image.context_blur"] = p["context_blur"]
             return out
         return {}
 
@@ -105,15 +111,14 @@ def _parse_value(family: str, key: str, raw: str) -> Any:
 
 def default_sweep(config: Config) -> list[str]:
     m = config.mechanism
-    blocks = sorted({4, m.pixelate.blocks, 16})
+    blocks = sorted({m.pixelate.blocks, 16})
     eps = sorted({m.dp_image.epsilon, *DP_IMAGE_SWEEP_EPSILONS})
     return [
         "identity",
         f"blur:sigma={m.blur.sigma_fraction}",
         *[f"pixelate:blocks={b}" for b in blocks],
         "solid",
-        "dp-pix:epsilon=0.5",
-        "dp-pix:epsilon=2",
+        f"dp-pix:epsilon={DP_PIX_DEFAULT['epsilon']:g}",
         "dp-image:mechanism=none",
         *[f"dp-image:mechanism={m.dp_image.mechanism},epsilon={e:g}" for e in eps],
     ]

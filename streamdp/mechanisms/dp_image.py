@@ -126,7 +126,7 @@ class DpImage(Mechanism):
         from ..align import face_mask
         from ..privacy.accounting import PrivacyLedger, TrackNoiseBank
         from ..privacy.mechanisms import build_latent_mechanism
-        from .pixel import Pixelate
+        from .pixel import Blur, Pixelate
 
         cfg = config.mechanism.dp_image
         self.cfg = cfg
@@ -141,6 +141,7 @@ class DpImage(Mechanism):
         self.noise_bank = TrackNoiseBank(self.latent_mechanism, cfg.release_interval)
         self.ledger: PrivacyLedger = self.noise_bank.ledger
         self.fallback = Pixelate(config)  # for faces too small to model: still covered
+        self.context_blur = Blur(config, sigma_fraction=cfg.context_blur) if cfg.context_blur > 0 else None
         self.faces_modelled = 0
         self.faces_encoded = 0  # encoder runs: one per release, not one per frame
         self.faces_fallback = 0
@@ -153,7 +154,7 @@ class DpImage(Mechanism):
         from ..composite import paste_crops
 
         S = self.crop_size
-        crops, matrices, kps, owners = [], [], [], []
+        crops, contexts, matrices, kps, owners = [], [], [], [], []
         for j, job in enumerate(jobs):
             faces = job.faces
             if not len(faces):
@@ -167,7 +168,13 @@ class DpImage(Mechanism):
             if not len(big):
                 continue
             m = estimate_transforms(big.keypoints, S, big.boxes, box_margin=self.box_margin)
-            crops.append(warp_crops(job.frame.image, m, S))
+            crops.append(warp_crops(job.frame.image, m, S))  # sharp: what the encoder sees
+            if self.context_blur is not None:
+                # Blur the whole box (the face ellipse is replaced below, its feather band fades
+                # into blur, never into the raw face), then re-take the crops: the decoder's
+                # context is the blurred surround, so the new face blends into what is released.
+                self.context_blur.apply([FrameJob(job.frame, big, job.stream_id)])
+                contexts.append(warp_crops(job.frame.image, m, S))
             matrices.append(m)
             kps.append(transform_points(big.keypoints, m))
             t = job.frame.time_s if job.frame.time_s is not None else float(job.frame.index)
@@ -182,7 +189,11 @@ class DpImage(Mechanism):
         all_m = np.concatenate(matrices)
         all_kp = np.concatenate(kps).reshape(len(owners), -1) / S
         faces_f = crop_u8.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-        context = faces_f * (1.0 - self.mask)[None, None]
+        if contexts:
+            context_f = np.concatenate(contexts).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        else:
+            context_f = faces_f
+        context = context_f * (1.0 - self.mask)[None, None]
         out = np.empty_like(faces_f)
         keys = [(sid, tid) for (_, sid, tid, _) in owners]
         times = [t for (*_, t) in owners]
@@ -226,6 +237,7 @@ class DpImage(Mechanism):
             "latent_dim": self.model.latent_dim,
             "latent_mechanism": self.latent_mechanism.describe(),
             "release_interval_s": self.cfg.release_interval,
+            "context_blur": self.cfg.context_blur,
             "faces_modelled": self.faces_modelled,
             "faces_encoded": self.faces_encoded,
             "faces_pixelated_too_small": self.faces_fallback,

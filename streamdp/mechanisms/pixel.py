@@ -54,9 +54,9 @@ class Blur(_BoxMechanism):
 
     name = "blur"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, sigma_fraction: float | None = None) -> None:
         super().__init__(config)
-        self.sigma_fraction = config.mechanism.blur.sigma_fraction
+        self.sigma_fraction = config.mechanism.blur.sigma_fraction if sigma_fraction is None else sigma_fraction
 
     def cover(self, roi: np.ndarray) -> np.ndarray:
         h, w = roi.shape[:2]
