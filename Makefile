@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 SAMPLE := samples/WolfgangLanger_Pexels.mp4
 OUT    := out
+EVAL_DATA ?= ../shared/data/faces/lfw
+EVAL_ARGS ?=
 
-.PHONY: run test install install-test install-train train bench clean
+.PHONY: run test install install-test install-train install-eval train eval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,11 @@ $(VENV)/.train: pyproject.toml $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-test: $(VENV)/.test
 install-train: $(VENV)/.train
+install-eval: $(VENV)/.eval
+
+$(VENV)/.eval: pyproject.toml $(VENV)/.runtime
+	$(PIP) install --quiet -e '.[eval]'
+	touch $@
 
 run: install
 	@mkdir -p $(OUT)
@@ -38,6 +45,10 @@ test: install-test
 
 train: install-train
 	$(BIN)/streamdp train --config configs/train.yaml
+
+# The privacy-utility evaluation (docs/results.md); e.g. EVAL_ARGS='--limit 200' for a quick run.
+eval: install-eval
+	$(BIN)/streamdp eval $(EVAL_DATA) --out eval-out $(EVAL_ARGS)
 
 bench: install-test
 	$(BIN)/python benchmarks/throughput.py $(SAMPLE)

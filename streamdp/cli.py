@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "train":
             return cmd_train(args, argv)
-        if getattr(args, "live_handler", None) is not None:
-            return args.live_handler(args, argv)
+        if getattr(args, "handler", None) is not None:
+            return args.handler(args, argv)
     except StreamdpError as exc:
         print(f"streamdp: error: {exc}", file=sys.stderr)
         return exc.exit_code

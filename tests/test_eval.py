@@ -200,7 +200,7 @@ def test_cli_registers_eval():
     from streamdp.cli import _parser
 
     args = _parser().parse_args(["eval", "some/folder", "-m", "solid", "--limit", "3"])
-    assert args.command == "eval" and args.limit == 3 and callable(args.live_handler)
+    assert args.command == "eval" and args.limit == 3 and callable(args.handler)
 
 
 # -- the real thing (needs the eval extra and the shared LFW data) ---------------------------------
@@ -385,3 +385,34 @@ def test_tf_graph_converter_matches_a_numpy_reference(tmp_path):
     want = (ap @ Wf - mean) / np.sqrt(var + 0.001) * gamma + beta
     assert got.shape == (2, 6)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_matched_protection_compares_ssim_at_equal_protection() -> None:
+    """The dp-image row used is the best-SSIM one that protects at least as well (1 point slack)."""
+    from streamdp.eval.report import matched_protection, matched_protection_text
+
+    def row(setting: str, family: str, eps: float | None, p_dlib: float, p_fn: float, ssim: float) -> dict:
+        return {"setting": setting, "family": family, "epsilon": eps, "ssim_face": ssim,
+                "dlib.informed.protection": p_dlib, "facenet.informed.protection": p_fn}
+
+    result = {
+        "summary": {"adversaries": [{"name": "dlib"}, {"name": "facenet"}]},
+        "rows": [
+            row("blur", "blur", None, 99.0, 99.5, 0.40),
+            row("pixelate (16 blocks)", "pixelate", None, 97.0, 90.0, 0.45),
+            row("dp-image, no noise", "dp-image", math.inf, 97.0, 83.0, 0.52),  # no guarantee: never matched
+            row("dp-image (laplace)", "dp-image", 8.0, 98.0, 98.5, 0.38),
+            row("dp-image (laplace)", "dp-image", 2048.0, 96.0, 89.5, 0.49),
+        ],
+    }
+    m = {x["baseline"]: x for x in matched_protection(result)}
+    # blur protects at 99.0 (its weaker adversary): only epsilon 8 (98.0 >= 98.0) matches; lower SSIM
+    assert m["blur"]["dp_image_epsilon"] == 8.0 and m["blur"]["dp_image_higher"] is False
+    # pixelate 16 at 90.0: both dp-image rows match, the higher-SSIM one (2048, 89.5 >= 89) wins
+    assert m["pixelate (16 blocks)"]["dp_image_epsilon"] == 2048.0 and m["pixelate (16 blocks)"]["dp_image_higher"]
+    text = matched_protection_text(result)
+    assert "NOT met" in text[0] and "met" in text[1]
+    result["rows"][0]["dlib.informed.protection"] = 100.0
+    result["rows"][0]["facenet.informed.protection"] = 100.0
+    assert matched_protection(result)[0]["dp_image"] is None
+    assert "no dp-image setting reaches" in matched_protection_text(result)[0]

@@ -131,3 +131,19 @@ def test_dp_image_context_blur_smooths_the_box_outside_the_face(tmp_path: Path) 
     assert blurred.std() < 0.5 * texture[corner].std(), "context blur smooths the raw surround"
     outside = (slice(0, 20), slice(0, 40))
     assert np.array_equal(results[0.1][outside], texture[outside].astype(np.int16))
+
+
+def test_dp_image_untracked_faces_are_each_their_own_release(tmp_path: Path) -> None:
+    """Still images (track id -1): no face reuses another face's release, even in one batch."""
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+
+    folder = build_tiny_model(tmp_path / "m")
+    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)})
+    mech = DpImage(config)
+    mech.apply([_face_job(0, 0.0, track_id=-1), _face_job(0, 0.0, track_id=-1)])
+    mech.apply([_face_job(0, 0.0, track_id=-1)])
+    assert mech.faces_encoded == 3
+    report = mech.privacy_report()
+    assert report["worst_case"]["releases"] == 1
+    assert report["tracks"] == 3 and report["releases"] == 3

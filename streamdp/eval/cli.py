@@ -49,8 +49,8 @@ def add_eval_parser(sub: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="compute everything, keep nothing")
     p.add_argument("--seed", type=int, help="fixed noise seed (tests only: no privacy)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    # streamdp.cli.main dispatches sub-commands other than run/train through ``live_handler``.
-    p.set_defaults(live_handler=cmd_eval)
+    # streamdp.cli.main dispatches sub-commands other than run/train through ``handler``.
+    p.set_defaults(handler=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,69 @@ def targets_text(result: dict[str, Any], default_epsilon: float | None) -> list[
     out.append(f"MediaPipe finds a face in {_pct(mp_)}% of outputs (target >= 90%: {'met' if mp_ >= TARGETS['mediapipe_detect'] else 'NOT met'})")
     out.append(f"dlib HOG finds a face in {_pct(hog)}% of outputs (target >= 80%: {'met' if hog >= TARGETS['hog_detect'] else 'NOT met'})")
     return out
+
+
+MATCH_TOLERANCE = 1.0  # protection points: about two standard errors at 1,680 probes near 99%
+
+
+def _min_protection(row: dict[str, Any], advs: list[str]) -> float:
+    """A row's protection against its strongest informed adversary (the lowest rate)."""
+    vals = [row.get(f"{a}.informed.protection") for a in advs]
+    vals = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
+    return min(vals) if vals else float("nan")
+
+
+def matched_protection(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Face-box SSIM of each blur/pixelate row vs the best dp-image row at the same protection.
+
+    Protection = the lowest informed protection over the adversaries. A dp-image row (finite
+    epsilon) matches a baseline when its protection is at least the baseline's minus
+    ``MATCH_TOLERANCE``; of the matching rows the one with the highest face-box SSIM is taken.
+    """
+    advs = [a["name"] for a in result["summary"]["adversaries"]]
+    dp = [
+        r for r in result["rows"]
+        if r["family"] == "dp-image" and r["epsilon"] is not None and math.isfinite(float(r["epsilon"]))
+    ]
+    out = []
+    for b in result["rows"]:
+        if b["family"] not in ("blur", "pixelate"):
+            continue
+        pb = _min_protection(b, advs)
+        matches = [r for r in dp if _min_protection(r, advs) >= pb - MATCH_TOLERANCE]
+        best = max(matches, key=lambda r: r["ssim_face"], default=None)
+        out.append({
+            "baseline": b["setting"],
+            "baseline_protection": pb,
+            "baseline_ssim_face": b["ssim_face"],
+            "dp_image": None if best is None else best["setting"],
+            "dp_image_epsilon": None if best is None else best["epsilon"],
+            "dp_image_protection": None if best is None else _min_protection(best, advs),
+            "dp_image_ssim_face": None if best is None else best["ssim_face"],
+            "dp_image_higher": None if best is None else bool(best["ssim_face"] > b["ssim_face"]),
+            "best_dp_image_protection": max((_min_protection(r, advs) for r in dp), default=None),
+        })
+    return out
+
+
+def matched_protection_text(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for m in matched_protection(result):
+        head = (
+            f"{m['baseline']}: protection {_pct(m['baseline_protection'])}% (weakest informed adversary), "
+            f"face-box SSIM {_num(m['baseline_ssim_face'])}; "
+        )
+        if m["dp_image"] is None:
+            best = m["best_dp_image_protection"]
+            lines.append(head + "no dp-image setting reaches that protection"
+                         + (f" (best {_pct(best)}%)" if best is not None else "") + ": target NOT met")
+        else:
+            verdict = "higher: met" if m["dp_image_higher"] else "not higher: NOT met"
+            lines.append(
+                head + f"dp-image at epsilon {_eps(m['dp_image_epsilon'])} ({_pct(m['dp_image_protection'])}%) "
+                f"has {_num(m['dp_image_ssim_face'])} ({verdict})"
+            )
+    return lines
 
 
 def write_csv(result: dict[str, Any], path: Path) -> None:
@@ -272,7 +336,8 @@ def plot_samples(samples: dict[str, Any], labels: list[str], path: Path) -> None
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title("original" if j == 0 else labels[j - 1], fontsize=6)
+                title = "original" if j == 0 else textwrap.fill(labels[j - 1], 22)
+                ax.set_title(title, fontsize=5.5)
     fig.tight_layout(pad=0.2)
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -287,7 +352,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, default_e
         "plot": out_dir / "privacy_utility.png",
         "samples": out_dir / "samples.png",
     }
-    payload = {"command": command, **result}
+    payload = {"command": command, **result, "matched_protection": matched_protection(result)}
     paths["json"].write_text(json.dumps(_json_safe(payload), indent=2), encoding="utf-8")
     write_csv(result, paths["csv"])
     s = result["summary"]
@@ -328,6 +393,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, default_e
         md += [f"The video attack failed and is missing: {s['video_error']}", ""]
     md += ["Where the default epsilon stands against the targets:", ""]
     md += [f"- {line}" for line in targets_text(result, default_epsilon)]
+    matched = matched_protection_text(result)
+    if matched:
+        md += ["", f"Face-box SSIM at matched protection (dp-image within {MATCH_TOLERANCE:g} point of the baseline or above):", ""]
+        md += [f"- {line}" for line in matched]
     md += [
         "",
         f"The pipeline's detector found the face in {_pct(s['pipeline_found_probes'])}% of the probe photos "
@@ -371,6 +440,7 @@ def load_result(path: Path) -> tuple[str, dict[str, Any]]:
         return x
 
     command = data.pop("command", "")
+    data.pop("matched_protection", None)  # derived: recomputed on writing
     result = back(data)
     for r in result["rows"] + result["video"]:
         for k, v in list(r.items()):

@@ -1,7 +1,7 @@
 """``streamdp live`` (a camera) and ``streamdp relay`` (a stream in, an anonymized stream out).
 
 ``add_live_parsers(subparsers)`` adds both subcommands to the main parser; each sets
-``live_handler`` to the function that runs it (``cmd_live`` / ``cmd_relay``). Heavy imports happen
+``handler`` to the function that runs it (``cmd_live`` / ``cmd_relay``). Heavy imports happen
 inside the handlers, so ``streamdp run`` never loads any of this.
 """
 
@@ -68,7 +68,7 @@ def add_live_parsers(sub: Any) -> None:
     live.add_argument("--size", type=_size, metavar="WxH", help="resolution asked of the camera")
     live.add_argument("--output", metavar="URL", help="publish the result to this RTSP URL")
     _common(live)
-    live.set_defaults(live_handler=cmd_live)
+    live.set_defaults(handler=cmd_live)
 
     relay = sub.add_parser(
         "relay", help="read a stream (RTSP, RTMP, HLS, HTTP, SRT or a file), publish it anonymized over RTSP",
@@ -80,7 +80,7 @@ def add_live_parsers(sub: Any) -> None:
     relay.add_argument("--loop", action="store_true", help="a file input starts over at its end")
     relay.add_argument("--name", default="stream0", help="stream name in logs, metrics and the report")
     _common(relay)
-    relay.set_defaults(live_handler=cmd_relay)
+    relay.set_defaults(handler=cmd_relay)
 
 
 # ------------------------------------------------------------------------------------ set-up
@@ -106,7 +106,7 @@ def _load(args: argparse.Namespace) -> Any:
         value = getattr(args, attr, None)
         if value is not None:
             overrides[f"live.{key}"] = list(value) if isinstance(value, tuple) else value
-    if args.live_handler is cmd_live and args.fps is not None:
+    if args.handler is cmd_live and args.fps is not None:
         overrides["live.camera_fps"] = args.fps  # a camera is asked for the output rate
     return load_config(args.config, overrides)
 
