@@ -416,3 +416,19 @@ def test_matched_protection_compares_ssim_at_equal_protection() -> None:
     result["rows"][0]["facenet.informed.protection"] = 100.0
     assert matched_protection(result)[0]["dp_image"] is None
     assert "no dp-image setting reaches" in matched_protection_text(result)[0]
+
+
+def test_frechet_distance_matches_the_closed_form() -> None:
+    from streamdp.eval.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, (20000, 4))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # independent coordinates: |mu_a - mu_b|^2 + sum (sigma_a - sigma_b)^2
+    b = rng.normal([1.0, 0, 0, 0], [1.0, 2.0, 0.5, 1.0], (20000, 4))
+    expected = 1.0 + (1 - 2.0) ** 2 + (1 - 0.5) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=0.05)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    b[:10] = np.nan  # not-found rows are dropped
+    assert np.isfinite(frechet_distance(a, b))
+    assert np.isnan(frechet_distance(a[:1], b))

@@ -542,3 +542,29 @@ def test_fast_i420_conversion_matches_swscale_bt601() -> None:
     assert np.abs(fast[:120] - ref[:120]).max() <= 1  # luma
     assert np.abs(fast[120:] - ref[120:]).max() <= 4  # chroma (different subsampling filters)
     assert np.abs(fast - ref).mean() < 0.5
+
+
+@pytest.mark.parametrize("colorspace, fast", [(None, True), (6, True), (1, False)])  # -, SMPTE 170M, BT.709
+def test_source_rgb_conversion_matches_swscale(tmp_path: Path, colorspace: str | None, fast: bool) -> None:
+    """The source's OpenCV I420->RGB path (BT.601 limited) agrees with swscale; BT.709 uses swscale."""
+    import cv2
+
+    from streamdp.source import _to_rgb
+
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 3)
+    src = av.VideoFrame.from_ndarray(img, format="rgb24")
+    frame = src.reformat(format="yuv420p", dst_colorspace="itu709" if colorspace == 1 else "itu601")
+    if colorspace is not None:
+        frame.colorspace = colorspace
+    frame.color_range = 1  # MPEG / limited
+    got = _to_rgb(frame).astype(int)
+    ref = frame.to_ndarray(format="rgb24", src_color_range=1).astype(int)
+    assert got.shape == (120, 160, 3)
+    if fast:
+        # within a couple of levels of swscale, and no farther from the true RGB than swscale is
+        assert np.abs(got - ref).mean() < 1.5 and np.percentile(np.abs(got - ref), 99.9) <= 6
+        truth = img.astype(int)
+        assert np.abs(got - truth).mean() <= np.abs(ref - truth).mean() + 0.25
+    else:
+        assert np.array_equal(got, ref)

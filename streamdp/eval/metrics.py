@@ -196,3 +196,27 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     if v.size == 1:
         return float(v[0]), float("nan")
     return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(v.size))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of feature vectors (rows).
+
+    ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``: FID's formula (Heusel et al. 2017),
+    here on a recogniser's descriptors instead of Inception features (no Inception network is
+    available offline). ``Tr((S_a S_b)^(1/2))`` = sum of the square roots of the eigenvalues of
+    ``S_a^(1/2) S_b S_a^(1/2)`` (symmetric PSD), so numpy's ``eigh`` suffices. Rows with a NaN
+    are dropped. NaN when either set has fewer than 2 rows.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a = a[np.isfinite(a).all(axis=1)]
+    b = b[np.isfinite(b).all(axis=1)]
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = root_a @ s_b @ root_a
+    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * tr_sqrt)

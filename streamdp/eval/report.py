@@ -67,6 +67,8 @@ def main_table(result: dict[str, Any]) -> str:
     if advs:
         head += [f"verification {advs[0]} (informed)"]
     head += ["MediaPipe finds a face", "HOG finds a face", "SSIM image", "SSIM face box", "keypoint shift (eye dist.)"]
+    fd_advs = [a for a in advs if any(f"{a}.fd" in r for r in result["rows"])]
+    head += [f"FD {a} features" for a in fd_advs]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in result["rows"]:
         cells = [r["setting"], _eps(r["epsilon"])]
@@ -83,6 +85,7 @@ def main_table(result: dict[str, Any]) -> str:
             _num(r["ssim_face"]),
             _num(r["kp_displacement_median"], 2),
         ]
+        cells += [_num(r.get(f"{a}.fd"), 3) for a in fd_advs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -573,6 +573,9 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
                 row[f"{name}.{mode}.distance_median"] = float(np.nanmedian(d_same)) if np.isfinite(d_same).any() else float("nan")
                 if mode == "naive":
                     row[f"{name}.naive.found"] = float(np.isfinite(d_same).mean())
+                else:
+                    # realism as the recogniser sees it: outputs vs all original gallery photos
+                    row[f"{name}.fd"] = M.frechet_distance(Q, G[name])
         row["mediapipe_detect"] = float(np.mean([r["mp_found"] for r in recs]))
         row["hog_detect"] = float(np.mean([r["hog_found"] for r in recs]))
         row["ssim"] = float(np.nanmean([r["ssim"] for r in recs]))
