@@ -397,12 +397,13 @@ def test_matched_protection_compares_ssim_at_equal_protection() -> None:
 
     result = {
         "summary": {"adversaries": [{"name": "dlib"}, {"name": "facenet"}]},
-        "rows": [
-            row("blur", "blur", None, 99.0, 99.5, 0.40),
-            row("pixelate (16 blocks)", "pixelate", None, 97.0, 90.0, 0.45),
-            row("dp-image, no noise", "dp-image", math.inf, 97.0, 83.0, 0.52),  # no guarantee: never matched
-            row("dp-image (laplace)", "dp-image", 8.0, 98.0, 98.5, 0.38),
-            row("dp-image (laplace)", "dp-image", 2048.0, 96.0, 89.5, 0.49),
+        "rows": [  # rates are fractions, as aggregate() writes them
+            row("blur", "blur", None, 0.990, 0.995, 0.40),
+            row("pixelate (16 blocks)", "pixelate", None, 0.970, 0.900, 0.45),
+            row("dp-image, no noise", "dp-image", math.inf, 0.970, 0.830, 0.52),  # no guarantee: never matched
+            row("dp-image (laplace)", "dp-image", 8.0, 0.980, 0.985, 0.38),
+            row("dp-image (laplace)", "dp-image", 2048.0, 0.960, 0.895, 0.49),
+            row("dp-image (laplace)", "dp-image", 8192.0, 0.950, 0.850, 0.51),  # 5 points short: no match
         ],
     }
     m = {x["baseline"]: x for x in matched_protection(result)}
@@ -412,8 +413,12 @@ def test_matched_protection_compares_ssim_at_equal_protection() -> None:
     assert m["pixelate (16 blocks)"]["dp_image_epsilon"] == 2048.0 and m["pixelate (16 blocks)"]["dp_image_higher"]
     text = matched_protection_text(result)
     assert "NOT met" in text[0] and "met" in text[1]
-    result["rows"][0]["dlib.informed.protection"] = 100.0
-    result["rows"][0]["facenet.informed.protection"] = 100.0
+    # dlib alone: pixelate 16 protects 97.0, epsilon 8192 (95.0) is 2 points short, 2048 (96.0) matches
+    by_dlib = {x["baseline"]: x for x in matched_protection(result, "dlib")}
+    assert by_dlib["pixelate (16 blocks)"]["dp_image_epsilon"] == 2048.0
+    assert len(text) == 3 * 2  # weakest-of-both, then each adversary alone
+    result["rows"][0]["dlib.informed.protection"] = 1.0
+    result["rows"][0]["facenet.informed.protection"] = 1.0
     assert matched_protection(result)[0]["dp_image"] is None
     assert "no dp-image setting reaches" in matched_protection_text(result)[0]
 
