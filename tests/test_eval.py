@@ -261,6 +261,10 @@ def test_real_pipeline_identity_vs_solid(faces_dir, tmp_path):
     assert solid["dlib.naive.protection"] >= 0.99
     assert solid["mediapipe_detect"] == 0.0 and solid["hog_detect"] == 0.0
     assert solid["ssim_face"] < 0.2
+    # per-probe distances kept for analysis: identity's are ~0, solid's beyond the threshold
+    d = result["per_probe"]["distance"]
+    assert len(result["per_probe"]["probe"]) == 5
+    assert max(d["identity"]["dlib.informed"]) < 0.1 and min(d["solid"]["dlib.informed"]) > 0.6
 
 
 # -- the TensorFlow-graph -> ONNX converter (needs onnx + onnxruntime: the 'test' extra) -----------
@@ -437,3 +441,19 @@ def test_frechet_distance_matches_the_closed_form() -> None:
     b[:10] = np.nan  # not-found rows are dropped
     assert np.isfinite(frechet_distance(a, b))
     assert np.isnan(frechet_distance(a[:1], b))
+
+
+def test_line_progress_prints_each_tenth_with_remaining_time(capsys) -> None:
+    """Without a terminal, long phases report as plain lines (one per 10%), not a silent hour."""
+    from streamdp.eval.runner import _bar
+
+    with _bar(40, "probes", enabled=False, lines=True) as bar:
+        for _ in range(40):
+            bar.update(1)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("streamdp eval: probes: 4/40 (10%)") and "min left" in lines[0]
+    assert lines[-1].startswith("streamdp eval: probes: 40/40 (100%)")
+    with _bar(40, "quiet", enabled=False, lines=False) as bar:
+        bar.update(40)
+    assert capsys.readouterr().err == ""

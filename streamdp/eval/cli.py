@@ -89,6 +89,7 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
         video_frames=args.video_frames,
         seed=args.seed,
         progress=not args.quiet and sys.stderr.isatty(),
+        progress_lines=not args.quiet and not sys.stderr.isatty(),
     )
     if not args.quiet:
         print(

@@ -57,7 +57,8 @@ class EvalOptions:
     video_tracks: int = 0
     video_frames: int = 12
     seed: int | None = None  # mechanisms' noise: tests only
-    progress: bool = True
+    progress: bool = True  # tqdm bars (a terminal)
+    progress_lines: bool = False  # plain periodic lines instead (a log file: no terminal)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -389,9 +390,49 @@ class _Pool:
             self.pool.join()
 
 
-def _bar(total: int, desc: str, enabled: bool) -> Any:
+class _LineProgress:
+    """Progress as plain lines on stderr, for runs whose output goes to a log (no terminal):
+    one line per 10% or per 5 minutes, whichever comes first, with the elapsed and remaining time."""
+
+    def __init__(self, total: int, desc: str, every_s: float = 300.0) -> None:
+        self.total, self.desc, self.every_s = max(int(total), 1), desc, every_s
+        self.n = 0
+        self.t0 = self.last_t = time.perf_counter()
+        self.last_decile = 0
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.n and self.n < self.total and not any(exc):
+            self._emit()
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.perf_counter()
+        decile = 10 * self.n // self.total
+        if decile > self.last_decile or now - self.last_t >= self.every_s or self.n >= self.total:
+            self.last_decile, self.last_t = decile, now
+            self._emit()
+
+    def _emit(self) -> None:
+        import sys
+
+        el = time.perf_counter() - self.t0
+        left = el / self.n * (self.total - self.n) if self.n else float("nan")
+        print(
+            f"streamdp eval: {self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+            f"{el / 60:.1f} min elapsed, ~{left / 60:.1f} min left",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _bar(total: int, desc: str, enabled: bool, lines: bool = False) -> Any:
     from tqdm import tqdm
 
+    if lines and not enabled:
+        return _LineProgress(total, desc)
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, leave=False)
 
 
@@ -466,7 +507,7 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
         t0 = time.perf_counter()
         items = [(i, str(dataset.images[i].path)) for i in dataset.gallery]
         gal: dict[int, dict[str, Any]] = {}
-        with _bar(len(items), "gallery (originals)", opts.progress) as bar:
+        with _bar(len(items), "gallery (originals)", opts.progress, opts.progress_lines) as bar:
             for rec in pool.imap(gallery_task, items):
                 cache.update(rec.pop("new"))
                 gal[rec["index"]] = rec
@@ -488,7 +529,7 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
             ref["sample_indices"] = sample
             items.append((i, str(dataset.images[i].path), 1_000_000 + n, ref))
         probes: list[dict[str, Any]] = []
-        with _bar(len(items), f"probes x {len(settings)} settings", opts.progress) as bar:
+        with _bar(len(items), f"probes x {len(settings)} settings", opts.progress, opts.progress_lines) as bar:
             for k, rec in enumerate(pool.imap(probe_task, items)):
                 cache.update(rec.pop("new"))
                 probes.append(rec)
@@ -515,7 +556,7 @@ def run_eval(dataset: EvalSet, settings: list[Setting], opts: EvalOptions) -> Ev
                         sid = 2_000_000 + 10_000 * si + 100 * n + (1 if mode == "fresh" else 0)
                         vitems.append((i, str(dataset.images[i].path), sid, si, mode, ref, s.family in ("dp-image", "identity")))
             try:
-                with _bar(len(vitems), "video attack (clips)", opts.progress) as bar:
+                with _bar(len(vitems), "video attack (clips)", opts.progress, opts.progress_lines) as bar:
                     for rec in pool.imap(video_task, vitems):
                         video.append(rec)
                         bar.update(1)
@@ -547,8 +588,15 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
     exclude = np.array([gal_pos.get(int(i), -1) for i in probe_idx])
     G = {a["name"]: np.stack([run.gallery[int(i)][f"{a['name']}.desc"] for i in gal_idx]) for a in run.adversaries}
     rows = []
+    # per probe: the adversary's distance between output and original (for later analysis)
+    per_probe: dict[str, Any] = {
+        "probe": [str(ds.images[int(i)].path.name) for i in probe_idx],
+        "identity": [str(x) for x in probe_ids],
+        "distance": {},
+    }
     for si, s in enumerate(run.settings):
         recs = [r["settings"][si] for r in run.probes]
+        per_probe["distance"][s.key] = {}
         row: dict[str, Any] = {
             "setting": s.label,
             "key": s.key,
@@ -563,6 +611,7 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
             for mode in ("informed", "naive"):
                 Q = np.stack([r[f"{name}.{mode}"] for r in recs])
                 d_same = np.linalg.norm(Q.astype(np.float64) - ref, axis=1)  # NaN when not found
+                per_probe["distance"][s.key][f"{name}.{mode}"] = [round(float(x), 4) for x in d_same]
                 D = M.pairwise_l2(Q, G[name])
                 row[f"{name}.{mode}.protection"] = M.protection_rate(d_same, thr)
                 row[f"{name}.{mode}.rank1"] = float(M.rank1(D, probe_ids, gal_ids, exclude).mean())
@@ -659,7 +708,7 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
             "per_video_clip_cpu_s": float(np.mean([v["cpu_s"] for v in run.video])) if run.video else float("nan"),
         },
     }
-    return {"summary": summary, "rows": rows, "video": video_rows}
+    return {"summary": summary, "rows": rows, "video": video_rows, "per_probe": per_probe}
 
 
 def default_workers() -> int:
