@@ -88,6 +88,9 @@ class DpImageConfig(_Section):
     # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
     # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
     context_blur: float = Field(0.0, ge=0.0, le=2.0)
+    # Run the decoder for a track every N frames; in between its last decoded face is re-pasted
+    # with the current frame's alignment (follows the face; expression lags). Same release: no ε.
+    decode_every: int = Field(2, ge=1, le=10)
     seed: int | None = None  # tests only; production noise comes from the OS entropy pool
 
 

@@ -147,3 +147,37 @@ def test_dp_image_untracked_faces_are_each_their_own_release(tmp_path: Path) -> 
     report = mech.privacy_report()
     assert report["worst_case"]["releases"] == 1
     assert report["tracks"] == 3 and report["releases"] == 3
+
+
+@pytest.mark.parametrize("decode_every, decodes", [(1, 6), (2, 3), (3, 2)])
+def test_dp_image_decodes_every_n_frames_and_still_covers_each_frame(
+    tmp_path: Path, decode_every: int, decodes: int
+) -> None:
+    """One track over 6 frames (in two batches): the decoder runs every N frames; every frame's face
+    is still replaced, with the crop pasted at *that* frame's position."""
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+
+    folder = build_tiny_model(tmp_path / "m")
+    config = load_config(None, {
+        "mechanism.name": "dp-image",
+        "mechanism.dp_image.model": str(folder),
+        "mechanism.dp_image.decode_every": decode_every,
+    })
+    mech = DpImage(config)
+    jobs = [_face_job(i, 0.04 * i) for i in range(6)]
+    for k, job in enumerate(jobs):  # the face moves 2 px right per frame
+        shift = 2 * k
+        job.frame.image[...] = np.roll(job.frame.image, shift, axis=1)
+        job.faces.boxes[:, [0, 2]] += shift
+        job.faces.keypoints[..., 0] += shift
+    before = [j.frame.image.copy() for j in jobs]
+    mech.apply(jobs[:4])
+    mech.apply(jobs[4:])
+    assert mech.faces_decoded == decodes and mech.faces_encoded == 1
+    assert mech.describe()["decode_every"] == decode_every
+    for k, (job, orig) in enumerate(zip(jobs, before)):
+        changed = np.abs(job.frame.image.astype(int) - orig.astype(int)).sum(axis=2) > 0
+        cx = 80 + 2 * k
+        assert changed[45:75, cx - 15 : cx + 15].mean() > 0.9, f"frame {k}: the face centre must be replaced"
+        assert not changed[:10, :10].any()
