@@ -36,10 +36,19 @@ class Outcome:
                 continue
             tag = "PARTIAL (interrupted) " if e["status"] == "partial" else ""
             fps = f", {e['fps']:.1f} fps" if e.get("fps") and e["kind"] == "video" else ""
+            n_faces, n_tracks = e["faces"]["faces_detected"], e["tracks"].get("total", 0)
             lines.append(
                 f"{tag}wrote {e['output']} ({e['frames_out']} frame{'s' * (e['frames_out'] != 1)}, "
-                f"{e['faces']['faces_detected']} faces detected, {e['tracks'].get('total', 0)} tracks{fps})"
+                f"{n_faces} face{'s' * (n_faces != 1)} detected, {n_tracks} track{'s' * (n_tracks != 1)}{fps})"
             )
+            worst = (e.get("privacy") or {}).get("worst_case")
+            if worst:
+                eps = worst["epsilon"]
+                eps_s = "inf (no noise)" if eps in (None, "inf") or eps == float("inf") else f"{eps:g}"
+                lines.append(
+                    f"  privacy: worst track {worst['releases']} release{'s' * (worst['releases'] != 1)}, "
+                    f"epsilon {eps_s} (per-track ledger in the report)"
+                )
         if len(self.entries) > 1:
             lines.append(f"{len(self.entries) - self.failed}/{len(self.entries)} files done")
         return lines
