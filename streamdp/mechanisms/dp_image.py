@@ -151,7 +151,6 @@ class DpImage(Mechanism):
         self.faces_decoded = 0  # decoder runs: one per face every decode_every frames
         self.decode_every = cfg.decode_every
         self._decoded: OrderedDict[tuple[int, int], tuple[np.ndarray, int]] = OrderedDict()
-        self._plan_state: dict[tuple[int, int], tuple[int | np.ndarray, int]] = {}
         self.faces_fallback = 0
         self._untracked = 0
         log.info("dp-image model %s on %s", self.model.model_dir, self.model.active_provider)
@@ -227,7 +226,7 @@ class DpImage(Mechanism):
         # *current* frame's transform and mask, so the cover follows the face exactly and only
         # the expression/lighting of the new face lags by a frame. Post-processing of the same
         # release: no privacy cost.
-        decode_idx, reuse = self._decode_plan(keys, set(need))
+        decode_idx, reuse, latest = self._decode_plan(keys, set(need))
         out_u8 = np.empty((len(owners), S, S, 3), np.uint8)
         for s in range(0, len(decode_idx), self.max_batch):
             idx = decode_idx[s : s + self.max_batch]
@@ -237,7 +236,7 @@ class DpImage(Mechanism):
             out_u8[idx] = (np.clip(dec, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
         for i, src in reuse.items():
             out_u8[i] = out_u8[src] if isinstance(src, int) else src
-        self._remember(keys, decode_idx, reuse, out_u8)
+        self._remember(latest, out_u8)
         self.faces_decoded += len(decode_idx)
         self.faces_modelled += len(owners)
         start = 0
@@ -248,9 +247,10 @@ class DpImage(Mechanism):
 
     def _decode_plan(
         self, keys: list[tuple[int, int]], new_release: set[int]
-    ) -> tuple[list[int], dict[int, int | np.ndarray]]:
-        """Which faces of the batch run the decoder, and where each other face's crop comes from
-        (an earlier face of the same track in this batch, or the crop cached from a past batch)."""
+    ) -> tuple[list[int], dict[int, int | np.ndarray], dict[tuple[int, int], tuple[int | np.ndarray, int]]]:
+        """Which faces of the batch run the decoder; where each other face's crop comes from (an
+        earlier face of the same track in this batch, or the crop cached from a past batch); and
+        per track its latest crop source and how many frames may still reuse it."""
         decode_idx: list[int] = []
         reuse: dict[int, int | np.ndarray] = {}
         state: dict[tuple[int, int], tuple[int | np.ndarray, int]] = {}  # key -> (source, reuses left)
@@ -264,14 +264,13 @@ class DpImage(Mechanism):
             else:
                 reuse[i] = prev[0]
                 state[key] = (prev[0], prev[1] - 1)
-        self._plan_state = state
-        return decode_idx, reuse
+        return decode_idx, reuse, state
 
-    def _remember(self, keys, decode_idx, reuse, out_u8) -> None:  # type: ignore[no-untyped-def]
+    def _remember(self, latest: dict[tuple[int, int], tuple[int | np.ndarray, int]], out_u8: np.ndarray) -> None:
         """Cache each track's latest decoded crop (bounded; untracked faces are never reused)."""
         if self.decode_every <= 1:
             return
-        for key, (src, left) in self._plan_state.items():
+        for key, (src, left) in latest.items():
             if key[1] < 0:
                 continue
             crop = out_u8[src].copy() if isinstance(src, int) else src
