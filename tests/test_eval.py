@@ -265,6 +265,9 @@ def test_real_pipeline_identity_vs_solid(faces_dir, tmp_path):
     d = result["per_probe"]["distance"]
     assert len(result["per_probe"]["probe"]) == 5
     assert max(d["identity"]["dlib.informed"]) < 0.1 and min(d["solid"]["dlib.informed"]) > 0.6
+    # the equal-false-accept view: a threshold from the originals, protection at it for each row
+    assert 0.2 < result["summary"]["equal_far_thresholds"]["dlib"] < 1.0
+    assert ident["dlib.informed.protection_equal_far"] <= 0.2 and solid["dlib.informed.protection_equal_far"] >= 0.99
 
 
 # -- the TensorFlow-graph -> ONNX converter (needs onnx + onnxruntime: the 'test' extra) -----------
@@ -457,3 +460,16 @@ def test_line_progress_prints_each_tenth_with_remaining_time(capsys) -> None:
     with _bar(40, "quiet", enabled=False, lines=False) as bar:
         bar.update(40)
     assert capsys.readouterr().err == ""
+
+
+def test_threshold_at_far_accepts_that_share_of_impostors() -> None:
+    from streamdp.eval.metrics import protection_rate, threshold_at_far
+
+    d = np.random.default_rng(0).uniform(0.5, 1.5, 100_000)
+    t = threshold_at_far(d, 0.01)
+    assert t == pytest.approx(0.51, abs=0.002)
+    assert (d <= t).mean() == pytest.approx(0.01, abs=1e-4)
+    assert np.isnan(threshold_at_far(np.array([np.nan]), 0.01))
+    # a stricter threshold can only raise protection
+    outs = np.array([0.4, 0.55, 0.7, 1.2])
+    assert protection_rate(outs, 0.6) <= protection_rate(outs, 0.5)

@@ -220,3 +220,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     middle = root_a @ s_b @ root_a
     tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * tr_sqrt)
+
+
+def threshold_at_far(impostor_distances: np.ndarray, far: float) -> float:
+    """The distance threshold at which a share ``far`` of impostor pairs is accepted (<= it).
+
+    The ``far`` quantile of the impostor distances (lower interpolation: a value that occurs, so
+    the accepted share is ``far`` to within one pair). NaN without impostor pairs.
+    """
+    d = np.asarray(impostor_distances, np.float64).ravel()
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return float("nan")
+    return float(np.quantile(d, far, method="lower"))

@@ -90,6 +90,23 @@ def main_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def equal_far_table(result: dict[str, Any]) -> str:
+    """Informed protection with every recogniser at the threshold where it falsely accepts the
+    same share (``summary.equal_far``) of pairs of different people's originals."""
+    s = result["summary"]
+    thr = s.get("equal_far_thresholds") or {}
+    advs = [a["name"] for a in s["adversaries"] if a["name"] in thr]
+    if not advs or not any(f"{advs[0]}.informed.protection_equal_far" in r for r in result["rows"]):
+        return ""
+    head = ["mechanism", "ε"] + [f"protection {a} (informed) at distance <= {_num(thr[a], 3)}" for a in advs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in result["rows"]:
+        lines.append("| " + " | ".join(
+            [r["setting"], _eps(r["epsilon"])] + [_pct(r.get(f"{a}.informed.protection_equal_far")) for a in advs]
+        ) + " |")
+    return "\n".join(lines)
+
+
 def video_table(result: dict[str, Any]) -> str:
     rows = result["video"]
     if not rows:
@@ -408,6 +425,11 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, default_e
         md += [f"The video attack failed and is missing: {s['video_error']}", ""]
     md += ["Where the default epsilon stands against the targets:", ""]
     md += [f"- {line}" for line in targets_text(result, default_epsilon)]
+    ef = equal_far_table(result)
+    if ef:
+        far = result["summary"].get("equal_far", 0.01)
+        md += ["", f"The same outputs with each recogniser at its threshold for a {100 * far:g}% false-accept rate on pairs "
+               "of different people's originals (one operating point for both; the table above uses their own thresholds):", "", ef]
     matched = matched_protection_text(result)
     if matched:
         md += ["", f"Face-box SSIM at matched protection (dp-image within {100 * MATCH_TOLERANCE:g} point of the baseline or above):", ""]

@@ -44,6 +44,7 @@ DETECT_NS = "pipeline-detect-v1"
 HOG_NS = "dlib-hog-v1"
 MAX_DETS = 4
 SAMPLE_PROBES = 4  # probes whose outputs are kept for the sample grid
+EQUAL_FAR = 0.01  # false-accept rate on originals at which the recognisers are also compared
 
 
 @dataclass
@@ -587,6 +588,17 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
     probe_ids = np.array([ds.images[i].identity for i in probe_idx])
     exclude = np.array([gal_pos.get(int(i), -1) for i in probe_idx])
     G = {a["name"]: np.stack([run.gallery[int(i)][f"{a['name']}.desc"] for i in gal_idx]) for a in run.adversaries}
+    # The recognisers' false-accept rate on pairs of originals of different people at their
+    # threshold (the floor of any "someone else's face" output), and the threshold at which they
+    # would falsely accept exactly EQUAL_FAR of those pairs: protection there compares the two
+    # recognisers at the same operating point.
+    floors: dict[str, float] = {}
+    far_thresholds: dict[str, float] = {}
+    diff = gal_ids[:, None] != gal_ids[None, :]
+    for a in run.adversaries:
+        D = M.pairwise_l2(G[a["name"]], G[a["name"]])
+        floors[a["name"]] = float((D[diff] <= a["threshold"]).mean()) if diff.any() else float("nan")
+        far_thresholds[a["name"]] = M.threshold_at_far(D[diff], EQUAL_FAR)
     rows = []
     # per probe: the adversary's distance between output and original (for later analysis)
     per_probe: dict[str, Any] = {
@@ -614,6 +626,8 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
                 per_probe["distance"][s.key][f"{name}.{mode}"] = [round(float(x), 4) for x in d_same]
                 D = M.pairwise_l2(Q, G[name])
                 row[f"{name}.{mode}.protection"] = M.protection_rate(d_same, thr)
+                if mode == "informed":
+                    row[f"{name}.informed.protection_equal_far"] = M.protection_rate(d_same, far_thresholds[name])
                 row[f"{name}.{mode}.rank1"] = float(M.rank1(D, probe_ids, gal_ids, exclude).mean())
                 counts = M.verification_counts(D, thr, probe_ids, gal_ids, exclude)
                 row[f"{name}.{mode}.verification"] = M.balanced_accuracy(counts)
@@ -680,11 +694,6 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
         video_rows.append(vr)
 
     gal = run.gallery.values()
-    floors = {}
-    for a in run.adversaries:
-        D = M.pairwise_l2(G[a["name"]], G[a["name"]])
-        diff = gal_ids[:, None] != gal_ids[None, :]
-        floors[a["name"]] = float((D[diff] <= a["threshold"]).mean()) if diff.any() else float("nan")
     t = run.timings
     n_probe_settings = max(1, len(run.probes) * len(run.settings))
     summary = {
@@ -698,6 +707,8 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
         # share of pairs of originals of *different* people the adversary calls the same person:
         # the best protection any mechanism can show is about 1 minus this
         "impostor_accept_originals": floors,
+        "equal_far": EQUAL_FAR,
+        "equal_far_thresholds": far_thresholds,
         **{f"{a['name']}_found_original": float(np.mean([g[f"{a['name']}.found"] for g in gal])) for a in run.adversaries},
         "timings": {
             **t,
