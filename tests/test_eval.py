@@ -131,8 +131,11 @@ def test_dp_pix_blocks_and_noise_scale():
     # Laplace(b) has variance 2 b^2; large samples of block values (clipping aside) match it
     with pytest.warns(UserWarning):
         wide = DpPix(block=1, m=1, epsilon=255 / 4.0, seed=1)  # scale 4: rarely clipped around 128
-    vals = wide.cover(np.full((200, 200, 3), 128, np.uint8)).astype(np.float64) - 128
+    vals = wide.cover(np.full((100, 100, 3), 128, np.uint8)).astype(np.float64) - 128
     assert vals.std() == pytest.approx(math.sqrt(2) * 4, rel=0.05)
+    assert abs(vals.mean()) < 0.15  # centred
+    # the exact sampler's scale: sensitivity 255 grey levels + 1 grid step of rounding slack
+    assert float(wide.scale_units) / 2**10 == pytest.approx(4.0, rel=1e-3)
     with pytest.raises(ValueError):
         DpPix(block=0)
     assert Identity().apply([]) is None
