@@ -43,8 +43,8 @@ class Outcome:
             )
             worst = (e.get("privacy") or {}).get("worst_case")
             if worst:
-                eps = worst["epsilon"]
-                eps_s = "inf (no noise)" if eps in (None, "inf") or eps == float("inf") else f"{eps:g}"
+                eps = worst["epsilon"]  # a number, or "inf" (the ledger's JSON-safe infinity)
+                eps_s = "inf (no noise)" if eps == "inf" else f"{eps:g}"
                 lines.append(
                     f"  privacy: worst track {worst['releases']} release{'s' * (worst['releases'] != 1)}, "
                     f"epsilon {eps_s} (per-track ledger in the report)"

@@ -57,6 +57,13 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table: header, separator, one line per row of cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
 def main_table(result: dict[str, Any]) -> str:
     advs = [a["name"] for a in result["summary"]["adversaries"]]
     head = ["mechanism", "ε"]
@@ -69,7 +76,7 @@ def main_table(result: dict[str, Any]) -> str:
     head += ["MediaPipe finds a face", "HOG finds a face", "SSIM image", "SSIM face box", "keypoint shift (eye dist.)"]
     fd_advs = [a for a in advs if any(f"{a}.fd" in r for r in result["rows"])]
     head += [f"FD {a} features" for a in fd_advs]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    rows = []
     for r in result["rows"]:
         cells = [r["setting"], _eps(r["epsilon"])]
         for a in advs:
@@ -86,8 +93,8 @@ def main_table(result: dict[str, Any]) -> str:
             _num(r["kp_displacement_median"], 2),
         ]
         cells += [_num(r.get(f"{a}.fd"), 3) for a in fd_advs]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return _md_table(head, rows)
 
 
 def equal_far_table(result: dict[str, Any]) -> str:
@@ -99,12 +106,11 @@ def equal_far_table(result: dict[str, Any]) -> str:
     if not advs or not any(f"{advs[0]}.informed.protection_equal_far" in r for r in result["rows"]):
         return ""
     head = ["mechanism", "ε"] + [f"protection {a} (informed) at distance <= {_num(thr[a], 3)}" for a in advs]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for r in result["rows"]:
-        lines.append("| " + " | ".join(
-            [r["setting"], _eps(r["epsilon"])] + [_pct(r.get(f"{a}.informed.protection_equal_far")) for a in advs]
-        ) + " |")
-    return "\n".join(lines)
+    rows = [
+        [r["setting"], _eps(r["epsilon"])] + [_pct(r.get(f"{a}.informed.protection_equal_far")) for a in advs]
+        for r in result["rows"]
+    ]
+    return _md_table(head, rows)
 
 
 def video_table(result: dict[str, Any]) -> str:
@@ -116,7 +122,7 @@ def video_table(result: dict[str, Any]) -> str:
     for a in advs:
         head += [f"{a}: protection per frame", f"{a}: protection, averaged", f"{a}: rank-1, averaged"]
     head += ["flicker (0-255)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    table = []
     for r in rows:
         noise = {"reuse": "once per track (reused)", "fresh": "fresh every frame", "static": "–"}[r["mode"]]
         spent = _eps(r.get("epsilon_per_track"))
@@ -130,8 +136,8 @@ def video_table(result: dict[str, Any]) -> str:
                 _pct(r.get(f"{a}.averaged.rank1")),
             ]
         cells += [_num(r["flicker"], 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return _md_table(head, table)
 
 
 def targets_text(result: dict[str, Any], default_epsilon: float | None) -> list[str]:
