@@ -15,8 +15,12 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # Reinstall only when the package metadata changes (stamp files).
+# dp-image's face generator (MobileStyleGAN) ships inside the random-face wheel; its own code and
+# dependencies (gdown, jupyter) are not used, so it is installed without them.
+GENERATOR_PKG := random-face==2021.7.21.1
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-deps $(GENERATOR_PKG)
 	touch $@
 
 $(VENV)/.test: pyproject.toml $(VENV)/.runtime

@@ -80,11 +80,24 @@ class SolidConfig(_Section):
 
 
 class DpImageConfig(_Section):
-    model: Path | None = None  # None: the model shipped inside the package
+    # None: the generator design shipped inside the package (models/dpimage-gan, needs the
+    # random-face package); "autoencoder": the first, small autoencoder (models/dpimage); or a folder.
+    model: Path | None = None
     mechanism: Literal["laplace", "metric", "gaussian", "identity-only", "none"] = "laplace"
     epsilon: float = Field(8.0, gt=0.0)
     delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only
-    release_interval: float = Field(10.0, gt=0.0)  # seconds between fresh noise draws per track
+    # Seconds between fresh releases per track (each a new face and another epsilon); None: one
+    # release for the whole track, one face per person while in view (the autoencoder: 10 s).
+    release_interval: float | None = Field(None, gt=0.0)
+    # Generator design only:
+    generator_backend: Literal["auto", "openvino", "onnxruntime"] = "auto"  # auto: CUDA ORT, else OpenVINO CPU
+    truncation: float = Field(0.7, gt=0.0, le=1.0)  # of the random detail: lower is plainer, more typical
+    yaw_steps: int = Field(5, ge=1, le=5)  # head poses a release is rendered at (on demand)
+    render_size: int = Field(256, ge=64, le=1024)  # side of the rendered aligned face crop
+    # async: a new face is pixelated until its render lands (never raw, never a stalled stream);
+    # auto: async for live and relay, sync for files (every frame gets its generated face)
+    render: Literal["auto", "sync", "async"] = "auto"
+    relink_seconds: float = Field(2.0, ge=0.0, le=60.0)  # a track re-found at the same place keeps its face
     # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
     # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
     context_blur: float = Field(0.0, ge=0.0, le=2.0)

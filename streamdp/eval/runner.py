@@ -459,20 +459,24 @@ def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str]
     import tempfile
 
     from ..config import load_config
-    from ..mechanisms.dp_image import DEFAULT_MODEL_DIR
+    from ..mechanisms.dp_image import resolve_model_dir
     from ..privacy import read_model_metadata
 
     if not any(s.family == "dp-image" and not s.params.get("model") for s in settings):
         return None
     cfg = load_config(opts.config_path, opts.base_overrides)
-    src = Path(cfg.mechanism.dp_image.model or DEFAULT_MODEL_DIR)
+    src = resolve_model_dir(cfg.mechanism.dp_image.model)
     base = Path(opts.cache_dir) / "models" if opts.cache_dir is not None else Path(tempfile.mkdtemp(prefix="streamdp-eval-"))
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="incoming-", dir=base))
-    for name in ("encoder.onnx", "decoder.onnx"):
-        shutil.copy2(src / name, tmp / name)
+    # every file of the folder: encoder.onnx and decoder.onnx (autoencoder) or encoder.onnx and
+    # latent.npz (generator design)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy2(f, tmp / f.name)
     meta = read_model_metadata(tmp / "encoder.onnx")  # validates the copy (a half-written file fails here)
-    read_model_metadata(tmp / "decoder.onnx")
+    if (tmp / "decoder.onnx").is_file():
+        read_model_metadata(tmp / "decoder.onnx")
     dst = base / f"dpimage-{meta['streamdp.sha256'][:16]}"
     if dst.is_dir():
         shutil.rmtree(tmp)

@@ -108,7 +108,12 @@ def _load(args: argparse.Namespace) -> Any:
             overrides[f"live.{key}"] = list(value) if isinstance(value, tuple) else value
     if args.handler is cmd_live and args.fps is not None:
         overrides["live.camera_fps"] = args.fps  # a camera is asked for the output rate
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    if config.mechanism.dp_image.render == "auto":
+        # A generator render (~0.3 s on a CPU) must not hold up a live frame: render in the
+        # background, pixelate the new face meanwhile.
+        config.mechanism.dp_image.render = "async"
+    return config
 
 
 def _check_record_path(path: Path) -> None:

@@ -18,7 +18,7 @@ _REGISTRY: dict[str, str] = {
     "pixelate": "streamdp.mechanisms.pixel:Pixelate",
     "blur": "streamdp.mechanisms.pixel:Blur",
     "solid": "streamdp.mechanisms.pixel:Solid",
-    "dp-image": "streamdp.mechanisms.dp_image:DpImage",
+    "dp-image": "streamdp.mechanisms.dp_image:build_dp_image",
 }
 
 

@@ -28,7 +28,11 @@ from .base import Mechanism
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dpimage"
+MODELS = Path(__file__).resolve().parent.parent / "models"
+#: The default: the encoder into MobileStyleGAN's latent (``dpimage-gan-v1``, dp_image_gan.py).
+DEFAULT_MODEL_DIR = MODELS / "dpimage-gan"
+#: The first design, a small autoencoder trained here (``dpimage-v1``): ``model: autoencoder``.
+AUTOENCODER_MODEL_DIR = MODELS / "dpimage"
 # Faces smaller than this (eye-to-mouth, in pixels) carry too little identity to model well and
 # decode badly: they are pixelated instead (fail closed: still covered).
 MIN_FACE_PIXELS = 12
@@ -85,7 +89,7 @@ class PrivatizerModel:
     """The encoder and decoder sessions plus their validated metadata."""
 
     def __init__(self, model_dir: Path | None = None, providers: list[str] | None = None) -> None:
-        model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        model_dir = Path(model_dir) if model_dir is not None else AUTOENCODER_MODEL_DIR
         if not model_dir.is_dir():
             raise ModelError(f"dp-image model folder not found: {model_dir}")
         self.model_dir = model_dir
@@ -121,6 +125,36 @@ class PrivatizerModel:
         return face
 
 
+def resolve_model_dir(model: Path | str | None) -> Path:
+    if model is None:
+        return DEFAULT_MODEL_DIR
+    if str(model) == "autoencoder":
+        return AUTOENCODER_MODEL_DIR
+    return Path(model)
+
+
+def model_format(model_dir: Path) -> str:
+    """``streamdp.format`` of a model folder's encoder (which design it is)."""
+    enc = model_dir / "encoder.onnx"
+    if not model_dir.is_dir():
+        raise ModelError(f"dp-image model folder not found: {model_dir}")
+    fmt = dict(_session(enc, ["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map).get("streamdp.format")
+    if fmt is None:
+        raise ModelError(f"model {enc} lacks required metadata: streamdp.format")
+    return fmt
+
+
+def build_dp_image(config: Config) -> Mechanism:
+    """The dp-image mechanism for the configured model folder: the generator design
+    (``dpimage-gan-v1``, the default) or the autoencoder (``dpimage-v1``)."""
+    model_dir = resolve_model_dir(config.mechanism.dp_image.model)
+    if model_format(model_dir) == "dpimage-gan-v1":
+        from .dp_image_gan import GanDpImage
+
+        return GanDpImage(config, model_dir)
+    return DpImage(config)
+
+
 class DpImage(Mechanism):
     """DP-Image: replace each face by a decoded face whose identity comes from a noised latent."""
 
@@ -136,13 +170,14 @@ class DpImage(Mechanism):
         self.cfg = cfg
         self.max_batch = config.batch.max_batch
         self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
-        self.model = PrivatizerModel(cfg.model)
+        self.model = PrivatizerModel(resolve_model_dir(cfg.model) if cfg.model is not None else AUTOENCODER_MODEL_DIR)
         self.crop_size = self.model.crop_size
         self.mask = face_mask(self.crop_size, self.model.mask_feather)
         self.latent_mechanism = build_latent_mechanism(
             cfg.mechanism, epsilon=cfg.epsilon, delta=cfg.delta, metadata=self.model.metadata, seed=cfg.seed
         )
-        self.noise_bank = TrackNoiseBank(self.latent_mechanism, cfg.release_interval)
+        interval = cfg.release_interval if cfg.release_interval is not None else 10.0  # the autoencoder's default
+        self.noise_bank = TrackNoiseBank(self.latent_mechanism, interval)
         self.ledger: PrivacyLedger = self.noise_bank.ledger
         self.fallback = Pixelate(config)  # for faces too small to model: still covered
         self.context_blur = Blur(config, sigma_fraction=cfg.context_blur) if cfg.context_blur > 0 else None

@@ -105,7 +105,7 @@ class PrivacyLedger:
         return {
             "mechanism": self.mechanism.describe(),
             "scope": c.scope,
-            "release_interval_s": self.release_interval_s,
+            "release_interval_s": None if self.release_interval_s is None else _num(self.release_interval_s),
             "composition": composition,
             "tracks": len(rows),
             "releases": total,
@@ -208,6 +208,19 @@ class TrackNoiseBank:
             z = np.asarray(z_clipped, dtype=np.float64).reshape(1, -1)
             slot.released = self.mechanism.release(self.mechanism.clip(z), slot.noise[None])[0]
         return slot.released
+
+    def release_candidates(self, track: Hashable, time_s: float | None, z_clipped: np.ndarray, k: int) -> np.ndarray:
+        """``k`` post-processed versions (k, D) of ONE release of ``track``: the first is what
+        ``release_for`` returns; the others re-run the post-processing (a fresh posterior sample)
+        on the same noisy output ``y`` with the same noise, so all k are functions of that one
+        release and fresh randomness (no extra epsilon; the ledger counts one release)."""
+        first = self.release_for(track, time_s, z_clipped)
+        if k <= 1:
+            return first[None]
+        slot = self._slots[track]
+        z = self.mechanism.clip(np.asarray(z_clipped, dtype=np.float64).reshape(1, -1))
+        more = self.mechanism.release(np.repeat(z, k - 1, axis=0), np.repeat(slot.noise[None], k - 1, axis=0))
+        return np.concatenate([first[None], more]).astype(np.float32)
 
     def release_batch(
         self, tracks: Sequence[Hashable], times_s: Sequence[float | None], z_clipped: np.ndarray

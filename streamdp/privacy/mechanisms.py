@@ -43,6 +43,8 @@ from ..errors import ModelError
 from . import sampling
 
 MODEL_FORMAT = "dpimage-v1"
+#: Formats whose privacy metadata this module validates: the autoencoder and the generator encoder.
+MODEL_FORMATS = (MODEL_FORMAT, "dpimage-gan-v1")
 REQUIRED_METADATA = (
     "streamdp.format",
     "streamdp.crop_size",
@@ -87,8 +89,8 @@ def validate_metadata(meta: dict[str, str], path: str | Path = "(in memory)") ->
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ModelError(f"model {path} lacks required metadata: {', '.join(missing)}")
-    if meta["streamdp.format"] != MODEL_FORMAT:
-        raise ModelError(f"model {path} has format {meta['streamdp.format']!r}, expected {MODEL_FORMAT!r}")
+    if meta["streamdp.format"] not in MODEL_FORMATS:
+        raise ModelError(f"model {path} has format {meta['streamdp.format']!r}, expected one of {', '.join(MODEL_FORMATS)}")
     LatentGeometry.from_metadata(meta, path)
 
 

@@ -1,0 +1,368 @@
+"""dp-image with a photorealistic generator: one release per person, rendered once, warped per frame.
+
+Model folder ``dpimage-gan-v1`` (``streamdp/models/dpimage-gan``): ``encoder.onnx`` (aligned
+96 px crop -> the top-D whitened coordinates of MobileStyleGAN's w; privacy metadata as for
+``dpimage-v1``) and ``latent.npz`` (``streamdp.generator.latent``). The generator itself comes from
+the installed ``random-face`` package (``streamdp.generator.backend``).
+
+Per track (a person while in view):
+
+1. **Release, once.** The first frame's crop is encoded, clipped to ``[-B, B]^D`` and noised by
+   the latent mechanism (``streamdp.privacy``): the one epsilon-DP release of the track. Other
+   faces' boxes are blanked in the crop first, so a face's pixels reach only its own release.
+2. **Render, once per pose.** The released coordinates plus fresh public randomness become a w
+   (``LatentSpace.compose``), synthesized at the yaw step nearest the face's pose (others when
+   the head turns), aligned into the canonical crop. Post-processing: no epsilon.
+3. **Every frame**: the rendered crop is colour-matched to the public ring around the face and
+   pasted with the frame's own alignment through the feathered face mask. A track the detector
+   is only predicting (coasting) is also pixelated on its whole box underneath: whatever the
+   prediction's lag, the box is covered.
+
+A track that ends and a new one that starts at the same place within ``relink_seconds`` are taken
+to be the same person: the new track keeps the release (same face, same ledger entry, no new
+epsilon). Live (``render: async``) a face whose render is not ready is pixelated meanwhile,
+never shown raw, and switches to its generated face when the render lands.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ModelError
+from ..types import FrameJob
+from .base import Mechanism
+
+log = logging.getLogger(__name__)
+
+GAN_FORMAT = "dpimage-gan-v1"
+MIN_FACE_PIXELS = 12  # eye-to-mouth px below which a face is pixelated (too small to paste well)
+#: Rendered yaw steps (targets of ``LatentSpace.with_yaw``) and how much of a target the rendered
+#: head shows, measured by our detector's yaw proxy (the linear fit under-turns: about 0.6).
+YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
+YAW_GAIN = 0.6
+COLOUR_EMA = 0.25  # per-frame smoothing of the colour transform (no flicker, follows light changes)
+RELINK_IOU = 0.3
+#: Candidate ws per release: posterior samples of the one release x fresh random details; the one
+#: whose predicted ring matches the frame's public ring is rendered (latent.py; no epsilon).
+POSTERIOR_CANDIDATES = 4
+DETAIL_CANDIDATES = 8
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class _Release:
+    key: tuple[int, int]  # ledger key: (stream, first track id)
+    w: np.ndarray  # (512,) the w every render of this release starts from
+    renders: dict[int, Any] = field(default_factory=dict)  # yaw step -> RenderedFace
+    pending: dict[int, Future] = field(default_factory=dict)
+    colour: np.ndarray | None = None  # smoothed 3x4 colour transform
+    last_t: float = -math.inf
+    last_box: np.ndarray | None = None
+    tracks: list[int] = field(default_factory=list)
+
+
+class GanDpImage(Mechanism):
+    """DP-Image on MobileStyleGAN (see the module doc)."""
+
+    name = "dp-image"
+
+    def __init__(self, config: Config, model_dir: Path) -> None:
+        from ..generator.backend import GENERATOR_NAME, select_backend
+        from ..generator.latent import LatentSpace
+        from ..generator.render import FaceRenderer, generated_face_mask
+        from ..privacy.accounting import TrackNoiseBank
+        from ..privacy.mechanisms import build_latent_mechanism, validate_metadata
+        from ..privacy.sampling import make_rng
+        from .dp_image import _check_io, _session, select_providers
+        from .pixel import Pixelate
+
+        cfg = config.mechanism.dp_image
+        self.cfg = cfg
+        self.model_dir = model_dir
+        self.max_batch = config.batch.max_batch
+        self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
+        enc_path = model_dir / "encoder.onnx"
+        self.encoder = _session(enc_path, select_providers())
+        self.metadata = dict(self.encoder.get_modelmeta().custom_metadata_map)
+        validate_metadata(self.metadata, enc_path)
+        _check_io(self.encoder, enc_path, {"face": 4}, {"latent": 2})
+        self.crop_size = int(self.metadata["streamdp.crop_size"])
+        self.latent_dim = int(self.metadata["streamdp.latent_dim"])
+        self.space = LatentSpace.load(model_dir / "latent.npz", self.latent_dim, truncation=cfg.truncation)
+        self.generator = select_backend(cfg.generator_backend)
+        self.generator_name = GENERATOR_NAME
+        self.renderer = FaceRenderer(self.generator, self.space, cfg.render_size)
+        self.render_size = cfg.render_size
+        self.mask = generated_face_mask(self.render_size)
+        self.latent_mechanism = build_latent_mechanism(
+            cfg.mechanism, epsilon=cfg.epsilon, delta=cfg.delta, metadata=self.metadata, seed=cfg.seed
+        )
+        interval = math.inf if cfg.release_interval is None else cfg.release_interval
+        self.noise_bank = TrackNoiseBank(self.latent_mechanism, interval)
+        self.ledger = self.noise_bank.ledger
+        # Public randomness for the detail of each new face: independent of every input.
+        self.rng = make_rng(None) if cfg.seed is None else np.random.default_rng(cfg.seed + 1)
+        self.pixelate = Pixelate(config)
+        self.render_async = cfg.render == "async"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dp-render") if self.render_async else None
+        self._render_lock = threading.Lock()  # the generator and its detector are used by one thread at a time
+        # track key -> its release (a relinked track shares its predecessor's), least recent first
+        self._by_track: OrderedDict[tuple[int, int], _Release] = OrderedDict()
+        self._untracked = 0
+        self.counts = {
+            "faces_pasted": 0,
+            "faces_pixelated_too_small": 0,
+            "faces_pixelated_waiting_for_render": 0,
+            "coasting_boxes_pixelated_under": 0,
+            "releases": 0,
+            "tracks_relinked": 0,
+        }
+        log.info("dp-image generator %s on %s (%s)", GENERATOR_NAME, self.generator.backend, self.generator.device)
+
+    # -- the batch ------------------------------------------------------------------------------
+    def apply(self, jobs: list[FrameJob]) -> None:
+        for job in jobs:
+            if len(job.faces):
+                self._apply_frame(job)
+
+    def _apply_frame(self, job: FrameJob) -> None:
+        from ..align import estimate_transforms
+        from ..generator.latent import yaw_proxy
+        from ..generator.render import apply_colour, colour_transform, ring_stats
+        from ..composite import paste_crops
+
+        faces, image = job.faces, job.frame.image
+        t = job.frame.time_s if job.frame.time_s is not None else float(job.frame.index)
+        eye_mouth = np.linalg.norm(faces.keypoints[:, :2].mean(axis=1) - faces.keypoints[:, 3], axis=1)
+        small = ~(eye_mouth >= MIN_FACE_PIXELS)
+        if small.any():
+            self.counts["faces_pixelated_too_small"] += int(small.sum())
+            self.pixelate.apply([FrameJob(job.frame, faces[small], job.stream_id)])
+        big_idx = np.flatnonzero(~small)
+        if not len(big_idx):
+            return
+        big = faces[big_idx]
+        # Fail closed under the face: a coasting track's whole (grown) box is covered first.
+        if big.predicted.any():
+            self.counts["coasting_boxes_pixelated_under"] += int(big.predicted.sum())
+        all_boxes = faces.boxes
+        S_enc, S = self.crop_size, self.render_size
+        m_enc = estimate_transforms(big.keypoints, S_enc, big.boxes, box_margin=self.box_margin)
+        m_out = estimate_transforms(big.keypoints, S, big.boxes, box_margin=self.box_margin)
+        # Ring statistics from the untouched frame, other faces' boxes left out.
+        rings = []
+        for i in range(len(big)):
+            others = np.delete(all_boxes, big_idx[i], axis=0)
+            rings.append(ring_stats(image, m_out[i], S, others))
+        releases = self._releases_for(job, big, big_idx, m_enc, t, rings)
+        yaws = yaw_proxy(big.keypoints)
+        cover_first = big[big.predicted]
+        if len(cover_first):
+            self.pixelate.apply([FrameJob(job.frame, cover_first, job.stream_id)])
+        order = np.argsort(-big.areas)  # larger (nearer, usually) first: smaller faces end on top
+        for i in order:
+            rel = releases[i]
+            face = self._render_for(rel, float(yaws[i]))
+            if face is None:  # live: the render is on its way; never raw meanwhile
+                self.counts["faces_pixelated_waiting_for_render"] += 1
+                if not big.predicted[i]:
+                    self.pixelate.apply([FrameJob(job.frame, big[i : i + 1], job.stream_id)])
+                continue
+            target = colour_transform(rings[i].stats, self.space.ring_reference)
+            rel.colour = target if rel.colour is None else (1 - COLOUR_EMA) * rel.colour + COLOUR_EMA * target
+            crop = apply_colour(face.crop, rel.colour.astype(np.float32))
+            paste_crops(image, crop[None], m_out[i : i + 1], self.mask)
+            self.counts["faces_pasted"] += 1
+
+    # -- releases: one per track (and per relinked track), encoded and noised once -------------
+    def _releases_for(
+        self, job: FrameJob, big: Any, big_idx: np.ndarray, m_enc: np.ndarray, t: float, rings: list[Any]
+    ) -> list[_Release]:
+        from ..align import warp_crops
+
+        out: list[_Release | None] = []
+        need: list[int] = []
+        keys: list[tuple[int, int]] = []
+        for tid in big.track_ids:
+            tid = int(tid)
+            if tid < 0:  # a still image: every face is its own release
+                self._untracked += 1
+                tid = -self._untracked
+            keys.append((job.stream_id, tid))
+        present = set(keys)
+        for i, key in enumerate(keys):
+            rel = self._by_track.get(key)
+            if rel is None and key[1] >= 0:
+                rel = self._relink(key, big.boxes[i], t, present)
+            if rel is not None and self.noise_bank.needs_latent(rel.key, t):
+                rel = None  # the release interval elapsed: a new release (a new face)
+            out.append(rel)
+            if rel is None:
+                need.append(i)
+        if need:
+            crops = warp_crops(self._blanked(job, big_idx[need]), m_enc[need], self.crop_size)
+            x = np.ascontiguousarray(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
+            (z,) = self.encoder.run(["latent"], {"face": x})
+            if z.shape != (len(need), self.latent_dim):
+                raise ModelError(f"encoder returned latent of shape {z.shape}, expected (N, {self.latent_dim})")
+            zc = self.latent_mechanism.clip(z)
+            for j, i in enumerate(need):
+                coords = self.noise_bank.release_candidates(keys[i], t, zc[j], POSTERIOR_CANDIDATES)
+                w_free = self.renderer.free_w(self.rng, DETAIL_CANDIDATES)
+                cand = np.concatenate([self.space.compose(np.repeat(c[None], len(w_free), 0), w_free) for c in coords])
+                best = self.space.best_match(cand, rings[i].pattern)
+                rel = _Release(keys[i], cand[best], tracks=[keys[i][1]])
+                self.counts["releases"] += 1
+                out[i] = rel
+        for i, rel in enumerate(out):
+            assert rel is not None
+            if keys[i][1] >= 0:
+                self._by_track[keys[i]] = rel
+                self._by_track.move_to_end(keys[i])
+            rel.last_t, rel.last_box = t, big.boxes[i].copy()
+        self._prune(t)
+        return out  # type: ignore[return-value]
+
+    def _relink(self, key: tuple[int, int], box: np.ndarray, t: float, present: set[tuple[int, int]]) -> _Release | None:
+        """A release whose track was last seen recently at the same place, and whose track is not
+        in this frame: the same person, re-detected under a new track id."""
+        if self.cfg.relink_seconds <= 0:
+            return None
+        best, best_iou = None, RELINK_IOU
+        seen: set[int] = set()
+        for rel in reversed(self._by_track.values()):
+            if id(rel) in seen:
+                continue
+            seen.add(id(rel))
+            if rel.key[0] != key[0] or rel.last_box is None or (key[0], rel.tracks[-1]) in present:
+                continue
+            if not (0 < t - rel.last_t <= self.cfg.relink_seconds):
+                continue
+            iou = _box_iou(rel.last_box, box)
+            if iou >= best_iou:
+                best, best_iou = rel, iou
+        if best is not None:
+            best.tracks.append(key[1])
+            self.counts["tracks_relinked"] += 1
+        return best
+
+    def _prune(self, t: float) -> None:
+        """Forget tracks not seen for a minute (and past the relink window), oldest first: bounded
+        memory on endless streams. A forgotten track that comes back is a new release (counted)."""
+        horizon = max(self.cfg.relink_seconds, 60.0)
+        while len(self._by_track) > 1024:
+            key, rel = next(iter(self._by_track.items()))
+            if t - rel.last_t <= horizon:
+                break
+            del self._by_track[key]
+
+    def _blanked(self, job: FrameJob, idx: np.ndarray) -> np.ndarray:
+        """The frame for the encoder of faces ``idx``: when other faces' boxes overlap, a copy with
+        them filled grey, so that a face's pixels only ever reach its own release."""
+        boxes = job.faces.boxes
+        if len(boxes) < 2:
+            return job.frame.image
+        from ..detect import box_iou
+
+        ov = box_iou(boxes, boxes)
+        np.fill_diagonal(ov, 0)
+        if not (ov > 0).any():
+            return job.frame.image
+        # One copy per frame: blank every box that overlaps another. A face's own box may lose the
+        # part another face covers; its release then sees less of it (utility, not privacy).
+        img = job.frame.image.copy()
+        h, w = img.shape[:2]
+        for b in boxes[(ov > 0).any(axis=1)]:
+            x0, y0 = max(int(b[0]), 0), max(int(b[1]), 0)
+            x1, y1 = min(int(math.ceil(b[2])), w), min(int(math.ceil(b[3])), h)
+            img[y0:y1, x0:x1] = 128
+        return img
+
+    # -- rendering: once per release per yaw step ------------------------------------------------
+    def _step_for(self, rel: _Release, yaw: float) -> int:
+        n = max(1, min(self.cfg.yaw_steps, len(YAW_TARGETS)))
+        expected = []
+        for k in range(n):
+            r = rel.renders.get(k)
+            expected.append(r.yaw if r is not None else YAW_GAIN * YAW_TARGETS[k])
+        return int(np.argmin(np.abs(np.array(expected) - yaw)))
+
+    def _render_step(self, rel: _Release, k: int) -> Any:
+        with self._render_lock:
+            return self.renderer.render(rel.w, float(YAW_TARGETS[k]) if self.cfg.yaw_steps > 1 else None)
+
+    def _render_for(self, rel: _Release, yaw: float) -> Any | None:
+        for k, fut in list(rel.pending.items()):
+            if fut.done():
+                del rel.pending[k]
+                try:
+                    rel.renders[k] = fut.result()
+                except Exception as exc:  # a failed render leaves the face pixelated, and says so
+                    log.warning("dp-image render failed: %s", exc)
+        k = self._step_for(rel, yaw)
+        if k not in rel.renders:
+            if not self.render_async:
+                rel.renders[k] = self._render_step(rel, k)
+            elif k not in rel.pending:
+                assert self._pool is not None
+                rel.pending[k] = self._pool.submit(self._render_step, rel, k)
+        if k in rel.renders:
+            return rel.renders[k]
+        if rel.renders:  # another pose of the same face while the right one renders
+            return min(rel.renders.values(), key=lambda r: abs(r.yaw - yaw))
+        return None
+
+    # -- report ------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "design": "photorealistic generator: one release per track, rendered once per pose, warped per frame",
+            "model": str(self.model_dir),
+            "model_version": self.metadata["streamdp.version"],
+            "model_sha256": self.metadata["streamdp.sha256"],
+            "generator": self.generator_name,
+            "generator_backend": self.generator.backend,
+            "generator_device": self.generator.device,
+            "encoder_provider": self.encoder.get_providers()[0],
+            "latent_dim": self.latent_dim,
+            "latent": "whitened top-D principal coordinates of the generator's w",
+            "truncation": self.space.truncation,
+            "yaw_steps": self.cfg.yaw_steps,
+            "render_size": self.render_size,
+            "render": "async" if self.render_async else "sync",
+            "latent_mechanism": self.latent_mechanism.describe(),
+            "release_interval_s": "whole track" if self.cfg.release_interval is None else self.cfg.release_interval,
+            "relink_seconds": self.cfg.relink_seconds,
+            "faces_rendered": self.renderer.rendered,
+            **self.counts,
+        }
+
+    def privacy_report(self) -> dict[str, Any]:
+        rep = self.ledger.report()
+        relinked = {}
+        for rel in self._by_track.values():
+            if len(rel.tracks) > 1:
+                relinked[f"{rel.key[0]}:{rel.key[1]}"] = rel.tracks
+        rep["relinked_tracks"] = relinked
+        return rep
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
