@@ -8,7 +8,7 @@ OUT    := out
 EVAL_DATA ?= ../shared/data/faces/lfw
 EVAL_ARGS ?=
 
-.PHONY: run test install install-test install-train install-eval train eval bench clean
+.PHONY: run test install install-test install-train install-eval train train-gan eval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ test: install-test
 
 train: install-train
 	$(BIN)/streamdp train --config configs/train.yaml
+
+# The default dp-image encoder (docs/model.md): generator samples, then the encoder into its latent.
+GAN_PAIRS ?= gan-pairs
+train-gan: install-train
+	$(BIN)/python -m streamdp.train.gan_pairs --out $(GAN_PAIRS) --n 4000
+	$(BIN)/python -m streamdp.train.gan_encoder --pairs $(GAN_PAIRS) --out streamdp/models/dpimage-gan --minutes 14
 
 # The privacy-utility evaluation (docs/results.md); e.g. EVAL_ARGS='--limit 200' for a quick run.
 eval: install-eval

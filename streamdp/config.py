@@ -98,6 +98,9 @@ class DpImageConfig(_Section):
     # auto: async for live and relay, sync for files (every frame gets its generated face)
     render: Literal["auto", "sync", "async"] = "auto"
     relink_seconds: float = Field(2.0, ge=0.0, le=60.0)  # a track re-found at the same place keeps its face
+    # At a release's first render, up to this many candidate faces (best predicted match to the
+    # hair/background around the face first) are rendered and the best actual match kept.
+    render_candidates: int = Field(3, ge=1, le=8)
     # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
     # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
     context_blur: float = Field(0.0, ge=0.0, le=2.0)

@@ -146,7 +146,7 @@ def test_the_ring_leaves_out_other_faces_and_the_frame_border() -> None:
     det = face(200, 150)
     mat = estimate_transforms(det.keypoints, 256)[0]
     ring = ring_stats(img, mat, 256)
-    assert ring.stats is not None and np.isfinite(ring.pattern).all()
+    assert ring.stats is not None and np.isfinite(ring.sectors).all()
     assert ring_stats(img, mat, 256, np.array([[0, 0, W, H]], np.float32)).stats is None
 
 

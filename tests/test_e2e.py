@@ -188,7 +188,7 @@ def _coverage_failures(gt: synth.GroundTruth, out: Path, mechanism: str) -> tupl
     return failures, worst
 
 
-@pytest.mark.parametrize("mechanism", ["pixelate", "blur", "solid"])
+@pytest.mark.parametrize("mechanism", ["pixelate", "blur", "solid", "dp-image"])
 def test_every_known_face_is_covered_in_every_frame(gt: synth.GroundTruth, gt_run, mechanism: str) -> None:
     out, _ = gt_run(mechanism)
     failures, worst = _coverage_failures(gt, out, mechanism)
@@ -222,7 +222,7 @@ def test_metric_sees_an_uncovered_face(gt: synth.GroundTruth, workdir: Path) -> 
     assert s[:, 0].min() > 0.8 and s[:, 1].max() < MAD_MIN / 2
 
 
-@pytest.mark.parametrize("mechanism", ["pixelate", "blur", "solid"])
+@pytest.mark.parametrize("mechanism", ["pixelate", "blur", "solid", "dp-image"])
 def test_frames_timestamps_and_audio_unchanged(gt: synth.GroundTruth, gt_run, mechanism: str) -> None:
     out, _ = gt_run(mechanism)
     t_out = synth.read_video_timing(out)

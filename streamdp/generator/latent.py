@@ -46,7 +46,7 @@ class LatentSpace:
     yaw_beta: np.ndarray  # (512,) the yaw proxy's linear predictor on (w - mean)
     yaw_bias: float
     ring_reference: np.ndarray  # (2, 3) mean and std of RGB in the context ring of generated faces
-    ring_beta: np.ndarray  # (512, F) linear predictor from w of the rendered face's rim pattern
+    ring_beta: np.ndarray  # (512, F) linear predictor from w of the rendered face's rim colours (8 sectors x RGB)
     ring_bias: np.ndarray  # (F,)
     truncation: float = 0.7
 
@@ -93,19 +93,20 @@ class LatentSpace:
         residual = free - (free @ self.basis.T) @ self.basis
         return (self.mean + (c * self.sigma) @ self.basis + self.truncation * residual).astype(np.float32)
 
-    def ring_pattern_of(self, w: np.ndarray) -> np.ndarray:
-        """Predicted ``render.sector_pattern`` of the rim (just inside the replaced ellipse) of
-        the face rendered from w: what will meet the frame's ring."""
-        return (np.asarray(w, np.float64).reshape(-1, 512) - self.mean) @ self.ring_beta + self.ring_bias
+    def rim_of(self, w: np.ndarray) -> np.ndarray:
+        """Predicted ``render.crop_rim`` (N, SECTORS, 3) of the faces rendered from w: the colours
+        the rendered image shows just inside the replaced ellipse."""
+        flat = (np.asarray(w, np.float64).reshape(-1, 512) - self.mean) @ self.ring_beta + self.ring_bias
+        return flat.reshape(len(flat), -1, 3)
 
-    def best_match(self, candidates: np.ndarray, pattern: np.ndarray) -> int:
-        """Index of the candidate w whose predicted ring pattern is closest to ``pattern`` (a frame's
-        public ring; NaN sectors ignored): long hair beside the face picks a face with long hair."""
-        ok = np.isfinite(pattern)
-        if not ok.any() or len(candidates) == 1:
-            return 0
-        err = ((self.ring_pattern_of(candidates)[:, ok] - pattern[ok]) ** 2).sum(axis=1)
-        return int(np.argmin(err))
+    def rank_matches(self, candidates: np.ndarray, ring: np.ndarray, transform: np.ndarray) -> np.ndarray:
+        """Candidate indices, best first, by how close their predicted rim, after the frame's
+        colour ``transform``, is to the frame's public ring sector means: long dark hair beside
+        the face ranks faces with long dark hair first; a white wall, a light background."""
+        from .render import rim_mismatch
+
+        err = rim_mismatch(self.rim_of(candidates), ring, transform)
+        return np.argsort(err, kind="stable")
 
     def yaw_of(self, w: np.ndarray) -> np.ndarray:
         return (np.asarray(w, np.float64) - self.mean) @ self.yaw_beta + self.yaw_bias

@@ -34,6 +34,9 @@ from .latent import LatentSpace, yaw_proxy
 #: background, which look pasted on.
 GAN_ELLIPSE_CENTER = (0.5, 0.44 + 0.54 * EYE_DISTANCE)
 GAN_ELLIPSE_RADII = (1.2 * EYE_DISTANCE, 1.42 * EYE_DISTANCE)
+#: The upper half reaches further, to the hairline (1.3 eye distances above the eyes): the new
+#: face's own hairline then meets the real hair, instead of a seam across the forehead.
+GAN_ELLIPSE_TOP = 1.8 * EYE_DISTANCE
 GAN_MASK_FEATHER = 0.12  # outward band, fraction of the ellipse's width: alpha is 1 on the ellipse
 #: The ring sampled for colour, in ellipse radii: past the feather band (ellipse + 0.12 x its
 #: width, about 1.24 radii), so these pixels stay raw in the output.
@@ -43,7 +46,7 @@ RING_SCALE = (1.32, 1.6)
 RIM_SCALE = (0.84, 0.98)
 #: How far the face's colours follow the scene (1: fully, 0: not at all), and the limits of the
 #: per-channel gain and of the saturation change (a red scarf must not paint the face red).
-COLOUR_STRENGTH = 0.85
+COLOUR_STRENGTH = 0.5
 GAIN_RANGE = (0.55, 1.5)
 SATURATION_RANGE = (0.35, 1.25)
 #: Where MediaPipe's keypoints of an FFHQ-aligned face sit (fractions of the image side); used
@@ -60,10 +63,11 @@ MIN_RING_POINTS = 12
 def generated_face_mask(S: int) -> np.ndarray:
     """``S x S`` float32 alpha: 1 on ``GAN_ELLIPSE``, smoothstep to 0 over the band outside it."""
     cx, cy = GAN_ELLIPSE_CENTER[0] * S, GAN_ELLIPSE_CENTER[1] * S
-    rx, ry = GAN_ELLIPSE_RADII[0] * S, GAN_ELLIPSE_RADII[1] * S
+    rx = GAN_ELLIPSE_RADII[0] * S
     band = GAN_MASK_FEATHER * 2 * rx
     ys, xs = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
     dx, dy = xs - cx, ys - cy
+    ry = np.where(dy < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)
     d = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
     outside = np.where(d > 1.0, np.hypot(dx, dy) * (1.0 - 1.0 / np.maximum(d, 1e-6)), 0.0)
     t = np.clip(outside / band, 0.0, 1.0)
@@ -88,8 +92,9 @@ def ring_sector_ids(S: int = 64, n_angles: int = 48, n_radii: int = 3, scale: tu
 
 def _ring_all(S: int, n_angles: int, n_radii: int, scale: tuple[float, float]) -> np.ndarray:
     cx, cy = GAN_ELLIPSE_CENTER[0] * S, GAN_ELLIPSE_CENTER[1] * S
-    rx, ry = GAN_ELLIPSE_RADII[0] * S, GAN_ELLIPSE_RADII[1] * S
+    rx = GAN_ELLIPSE_RADII[0] * S
     ang = np.linspace(0, 2 * np.pi, n_angles, endpoint=False)
+    ry = np.where(np.sin(ang) < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)  # y down: sin < 0 is up
     pts = [
         np.stack([cx + s * rx * np.cos(ang), cy + s * ry * np.sin(ang)], axis=1)
         for s in np.linspace(scale[0], scale[1], n_radii)
@@ -102,16 +107,26 @@ def _ring_keep(S: int, n_angles: int, n_radii: int, scale: tuple[float, float]) 
     return (p >= 0).all(axis=1) & (p < S - 1).all(axis=1)
 
 
-def sector_pattern(pixels: np.ndarray, sectors: np.ndarray) -> np.ndarray:
-    """(RING_SECTORS * 3,) per-sector RGB means minus the ring's mean (NaN for an empty sector):
-    the ring's pattern, independent of the scene's overall brightness and tint."""
+def sector_means(pixels: np.ndarray, sectors: np.ndarray) -> np.ndarray:
+    """(RING_SECTORS, 3) RGB mean of the points of each angular sector (NaN for an empty one)."""
     px = np.asarray(pixels, np.float64).reshape(-1, 3)
     out = np.full((RING_SECTORS, 3), np.nan)
     for k in range(RING_SECTORS):
         sel = sectors == k
         if sel.any():
             out[k] = px[sel].mean(axis=0)
-    return (out - np.nanmean(out, axis=0, keepdims=True)).reshape(-1) if np.isfinite(out).any() else out.reshape(-1)
+    return out
+
+
+def rim_mismatch(rim: np.ndarray, ring: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Mean squared colour difference per candidate between rims (N, SECTORS, 3), as they will
+    look after the colour ``transform`` (3x4), and a frame's ring sector means (SECTORS, 3):
+    what a viewer sees across the blend's edge. NaN sectors are ignored."""
+    r = np.asarray(rim, np.float64).reshape(-1, RING_SECTORS, 3) @ np.asarray(transform, np.float64)[:, :3].T
+    ok = np.isfinite(ring).all(axis=1)
+    if not ok.any():
+        return np.zeros(len(r))
+    return ((r[:, ok] - ring[ok]) ** 2).mean(axis=(1, 2))
 
 
 @lru_cache(maxsize=8)
@@ -128,7 +143,7 @@ class Ring:
     """What the public ring around one face in a frame shows."""
 
     stats: np.ndarray | None  # (2, 3) RGB mean and std; None with too few points in view
-    pattern: np.ndarray  # (RING_SECTORS * 3,) sector_pattern, NaN where no point is in view
+    sectors: np.ndarray  # (RING_SECTORS, 3) sector_means, NaN where no point is in view
 
 
 def ring_stats(image: np.ndarray, matrix: np.ndarray, S: int, exclude_boxes: np.ndarray | None = None) -> Ring:
@@ -152,22 +167,40 @@ def ring_stats(image: np.ndarray, matrix: np.ndarray, S: int, exclude_boxes: np.
         ok &= ~inside
     xy = pts[ok].astype(np.int64)
     px = image[xy[:, 1], xy[:, 0]].astype(np.float64)
-    pattern = sector_pattern(px, ring_sector_ids(64)[ok])
+    sectors = sector_means(px, ring_sector_ids(64)[ok])
     if ok.sum() < MIN_RING_POINTS:
-        return Ring(None, pattern)
-    return Ring(np.stack([px.mean(axis=0), px.std(axis=0) + 1.0]), pattern)
+        return Ring(None, sectors)
+    return Ring(np.stack([px.mean(axis=0), px.std(axis=0) + 1.0]), sectors)
 
 
-def colour_transform(frame_ring: np.ndarray | None, reference: np.ndarray, strength: float = COLOUR_STRENGTH) -> np.ndarray:
+def colour_transform(
+    frame_ring: np.ndarray | None,
+    reference: np.ndarray,
+    strength: float = COLOUR_STRENGTH,
+    rim: np.ndarray | None = None,
+    ring_sectors: np.ndarray | None = None,
+) -> np.ndarray:
     """A 3x4 affine RGB transform (for ``cv2.transform``) moving a generated face towards the scene.
 
-    Per-channel gain (white balance and brightness) from the ring means, then a saturation change
-    from the rings' chroma spread, both partial (``strength``) and bounded.
+    Per-channel gain (white balance and brightness) from the ring means relative to the average
+    generated ring, partial (``strength``); when the rendered face's own rim (``crop_rim``) and the
+    frame's ring sectors are given, mostly the least-squares gain that makes the rim match the
+    ring across the blend's edge (its hair to the real hair, its forehead to the real forehead;
+    the median over sectors, so that a background sector does not darken the face).
+    Then a saturation change from the rings' chroma spread. All bounded.
     """
     if frame_ring is None:
         return np.hstack([np.eye(3), np.zeros((3, 1))]).astype(np.float32)
     fm, ref_m = frame_ring[0], reference[0]
-    gain = np.clip((np.maximum(fm, 1.0) / np.maximum(ref_m, 1.0)) ** strength, *GAIN_RANGE)
+    gain = (np.maximum(fm, 1.0) / np.maximum(ref_m, 1.0)) ** strength
+    if rim is not None and ring_sectors is not None:
+        ok = np.isfinite(rim).all(axis=1) & np.isfinite(ring_sectors).all(axis=1)
+        if ok.sum() >= 3:
+            # the median over sectors of ring/rim: robust to the sectors where one side shows
+            # background and the other hair
+            fit = np.median(np.maximum(ring_sectors[ok], 1.0) / np.maximum(rim[ok], 1.0), axis=0)
+            gain = gain**0.5 * fit**0.5
+    gain = np.clip(gain, *GAIN_RANGE)
     # chroma: spread of the channel means around their grey level
     def chroma(m: np.ndarray) -> float:
         return float(np.abs(m - m.mean()).mean() + 2.0)
@@ -177,6 +210,13 @@ def colour_transform(frame_ring: np.ndarray | None, reference: np.ndarray, stren
     sat_m = sat * np.eye(3) + (1.0 - sat) * grey  # keeps the grey level, scales colour around it
     m = sat_m @ np.diag(gain)
     return np.hstack([m, np.zeros((3, 1))]).astype(np.float32)
+
+
+def crop_rim(crop: np.ndarray) -> np.ndarray:
+    """(RING_SECTORS, 3) sector means of a rendered crop's rim (just inside the replaced ellipse)."""
+    S = crop.shape[0]
+    pts = (ring_points(64, scale=RIM_SCALE) * (S / 64.0)).astype(np.int64)
+    return sector_means(crop[pts[:, 1], pts[:, 0]], ring_sector_ids(64, scale=RIM_SCALE))
 
 
 def apply_colour(crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -189,6 +229,7 @@ class RenderedFace:
     keypoints: np.ndarray  # (6, 2) in the generated image (fractions of its side)
     yaw: float  # measured yaw proxy of the rendered face
     detected: bool  # False: aligned by the FFHQ template (the detector missed the generated face)
+    rim: np.ndarray  # crop_rim(crop): what it shows at the edge of the replaced ellipse
 
 
 class FaceRenderer:
@@ -232,4 +273,4 @@ class FaceRenderer:
             detected = False
         m = estimate_transforms(kp[None] * side, S)
         crop = warp_crops(work, m, S)[0]
-        return RenderedFace(crop, kp.astype(np.float32), float(yaw_proxy(kp[None])[0]), detected)
+        return RenderedFace(crop, kp.astype(np.float32), float(yaw_proxy(kp[None])[0]), detected, crop_rim(crop))

@@ -52,6 +52,9 @@ YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
 YAW_GAIN = 0.6
 COLOUR_EMA = 0.25  # per-frame smoothing of the colour transform (no flicker, follows light changes)
 RELINK_IOU = 0.3
+#: Mean squared per-sector colour difference (grey levels^2) between a render's rim and the
+#: frame's ring below which the first candidate tried is kept without rendering another.
+GOOD_RIM_MISMATCH = 120.0
 #: Candidate ws per release: posterior samples of the one release x fresh random details; the one
 #: whose predicted ring matches the frame's public ring is rendered (latent.py; no epsilon).
 POSTERIOR_CANDIDATES = 4
@@ -76,6 +79,9 @@ class _Release:
     last_t: float = -math.inf
     last_box: np.ndarray | None = None
     tracks: list[int] = field(default_factory=list)
+    candidates: np.ndarray | None = None  # (k, 512) the best-predicted ws, tried in this order at the first render
+    ring: np.ndarray | None = None  # the frame's ring sector means when the release was made
+    ring_transform: np.ndarray | None = None  # and its colour transform
 
 
 class GanDpImage(Mechanism):
@@ -185,7 +191,7 @@ class GanDpImage(Mechanism):
                 if not big.predicted[i]:
                     self.pixelate.apply([FrameJob(job.frame, big[i : i + 1], job.stream_id)])
                 continue
-            target = colour_transform(rings[i].stats, self.space.ring_reference)
+            target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)
             rel.colour = target if rel.colour is None else (1 - COLOUR_EMA) * rel.colour + COLOUR_EMA * target
             crop = apply_colour(face.crop, rel.colour.astype(np.float32))
             paste_crops(image, crop[None], m_out[i : i + 1], self.mask)
@@ -196,6 +202,7 @@ class GanDpImage(Mechanism):
         self, job: FrameJob, big: Any, big_idx: np.ndarray, m_enc: np.ndarray, t: float, rings: list[Any]
     ) -> list[_Release]:
         from ..align import warp_crops
+        from ..generator.render import colour_transform
 
         out: list[_Release | None] = []
         need: list[int] = []
@@ -227,8 +234,12 @@ class GanDpImage(Mechanism):
                 coords = self.noise_bank.release_candidates(keys[i], t, zc[j], POSTERIOR_CANDIDATES)
                 w_free = self.renderer.free_w(self.rng, DETAIL_CANDIDATES)
                 cand = np.concatenate([self.space.compose(np.repeat(c[None], len(w_free), 0), w_free) for c in coords])
-                best = self.space.best_match(cand, rings[i].pattern)
-                rel = _Release(keys[i], cand[best], tracks=[keys[i][1]])
+                tf = colour_transform(rings[i].stats, self.space.ring_reference)
+                order = self.space.rank_matches(cand, rings[i].sectors, tf)[: self.cfg.render_candidates]
+                rel = _Release(
+                    keys[i], cand[order[0]], tracks=[keys[i][1]], candidates=cand[order],
+                    ring=rings[i].sectors, ring_transform=tf,
+                )
                 self.counts["releases"] += 1
                 out[i] = rel
         for i, rel in enumerate(out):
@@ -305,8 +316,25 @@ class GanDpImage(Mechanism):
         return int(np.argmin(np.abs(np.array(expected) - yaw)))
 
     def _render_step(self, rel: _Release, k: int) -> Any:
+        from ..generator.render import rim_mismatch
+
+        yaw = float(YAW_TARGETS[k]) if self.cfg.yaw_steps > 1 else None
         with self._render_lock:
-            return self.renderer.render(rel.w, float(YAW_TARGETS[k]) if self.cfg.yaw_steps > 1 else None)
+            if rel.candidates is None:
+                return self.renderer.render(rel.w, yaw)
+            # The first render of a release: the best-predicted candidates are rendered in turn
+            # and the one whose actual rim matches the frame's ring best is kept (post-processing
+            # of the release and public pixels, like the prediction that ordered them).
+            best, best_err = None, math.inf
+            for w in rel.candidates:
+                face = self.renderer.render(w, yaw)
+                err = float(rim_mismatch(face.rim[None], rel.ring, rel.ring_transform)[0])
+                if err < best_err:
+                    best, best_err, rel.w = face, err, w
+                if err <= GOOD_RIM_MISMATCH:
+                    break
+            rel.candidates = None
+            return best
 
     def _render_for(self, rel: _Release, yaw: float) -> Any | None:
         for k, fut in list(rel.pending.items()):

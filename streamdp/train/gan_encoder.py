@@ -26,7 +26,7 @@ import numpy as np
 
 from ..align import ALIGN_VERSION, estimate_transforms, warp_crops
 from ..generator.latent import yaw_proxy
-from ..generator.render import RIM_SCALE, ring_points, ring_sector_ids, sector_pattern
+from ..generator.render import RIM_SCALE, crop_rim, ring_points
 
 CROP = 96
 DIM = 32
@@ -73,12 +73,10 @@ def fit_latent(pairs: Path, w: np.ndarray, kps: np.ndarray, crops64: np.ndarray,
     ring = crops64[:, pts[:, 1], pts[:, 0]].reshape(-1, 3).astype(np.float64)
     ring_ref = np.stack([ring.mean(0), ring.std(0) + 1.0])
     # what the rendered face shows at the edge of the replaced ellipse, sector by sector
-    rim = ring_points(64, scale=RIM_SCALE).astype(np.int64)
-    sectors = ring_sector_ids(64, scale=RIM_SCALE)
-    pat = np.stack([sector_pattern(c[rim[:, 1], rim[:, 0]], sectors) for c in crops64])
+    pat = np.stack([crop_rim(c).reshape(-1) for c in crops64])
     rbeta = np.linalg.solve(x.T @ x + lam * np.eye(512), x.T @ (pat - pat.mean(0)))
     ring_r2 = 1 - np.mean((x @ rbeta + pat.mean(0) - pat) ** 2) / np.mean(pat.var(0))
-    print(f"ring pattern fit R^2 {ring_r2:.3f}", flush=True)
+    print(f"rim colour fit R^2 {ring_r2:.3f}", flush=True)
     print(f"yaw proxy: std {yaw.std():.3f}, fit R^2 {r2:.3f}; ring reference mean {ring_ref[0].round(1)}", flush=True)
     return {
         "mean": mean.astype(np.float32),
@@ -205,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--dim", type=int, default=DIM)
+    p.add_argument("--latent-only", action="store_true", help="refit latent.npz only; keep the encoder in --out")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -215,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     kps, crops, crops64, w = kps[found], crops[found], crops64[found], w[found]
     lat = fit_latent(args.pairs, w, kps, crops64, args.dim)
     np.savez(args.out / "latent.npz", **lat)
+    if args.latent_only:
+        print(f"wrote {args.out / 'latent.npz'}", flush=True)
+        return 0
     targets = ((w.astype(np.float64) - lat["mean"]) @ lat["basis"].T.astype(np.float64)) / lat["sigma"]
     print(f"target std {targets.std(0).mean():.3f}; |c| > clip {np.mean(np.abs(targets) > CLIP_BOUND):.4f}", flush=True)
     model, history, val = train(crops, targets, args.minutes)
