@@ -71,7 +71,8 @@ def test_one_release_per_track_and_the_face_stays_the_same() -> None:
         crops.append(f.image[y0:y1, x0 + i : x1 + i].astype(int))
     rep = m.privacy_report()
     assert rep["releases"] == 1 and rep["tracks"] == 1 and rep["worst_case"]["epsilon"] == 8.0
-    assert m.describe()["faces_rendered"] == 1  # rendered once, warped for every frame
+    # rendered once (up to render_candidates tries at the first frame), warped for every frame
+    assert m.describe()["faces_rendered"] <= 3
     # the same face, moved with the track (integer shift: differences come from resampling only)
     assert np.abs(crops[3] - crops[4]).mean() < 12
 
