@@ -606,3 +606,33 @@ def test_relay_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "no output" in capsys.readouterr().err
     assert main(["relay", "lavfi:testsrc", "rtsp://127.0.0.1:1/x", "--deadline-ms", "1"]) == 2
     assert "deadline_ms" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_live_dp_image_pixelates_a_new_face_until_its_render_lands(face_video: Path) -> None:
+    """The default mechanism live: the generator's first render (~0.5 s on a CPU) runs in the
+    background; meanwhile the face is pixelated, never raw; then the generated face is pasted."""
+    import importlib.util
+
+    if importlib.util.find_spec("random_face") is None:  # (its own __init__ needs deps we do not install)
+        pytest.skip("dp-image's generator (random-face) is not installed")
+    size = (480, 270)
+    frames = _source_frames(face_video, size)
+    region = _face_region(frames)
+    config = load_config(None, {"mechanism.dp_image.render": "async", "live.deadline_ms": 1000})
+    metrics = StreamMetrics("camera", "camera fake")
+    source = camera_source("fake", config.live, metrics, opener=lambda: FakeCamera(frames, fps=15.0))
+    collect = Collect()
+    stream = LiveStream(0, "camera", source, [collect], metrics)
+    mechanism = build_mechanism(config)
+    pipeline = LivePipeline(config, mechanism, [stream])
+    _run(pipeline, 6.0)
+    got = [f for _, f in collect.frames]
+    assert len(got) >= 15
+    for f in got:
+        assert _hp_corr(f.image, frames[f.seq % len(frames)], region) < 0.4, f"frame {f.seq} shows the face"
+    d = mechanism.describe()
+    assert d["render"] == "async" and d["faces_pixelated_waiting_for_render"] >= 1
+    assert d["faces_pasted"] >= 1, "the generated face never replaced the pixelation"
+    assert mechanism.privacy_report()["releases"] >= 1
+    mechanism.close()
