@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -59,12 +60,25 @@ def file_entry(src: Path, dst: Path, kind: str, result: VideoRunResult, mechanis
 
 def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[str, Any]], started: datetime) -> dict[str, Any]:
     ok = [f for f in files if f["status"] == "ok"]
-    worst_eps = None
+    worst_eps: float | None = None
+    # Every file has its own ledger (track ids restart per file): the same person in N files is N
+    # releases that no single file's report sums. Basic composition over files bounds it.
+    total_releases, total_eps, total_delta, any_privacy = 0, 0.0, 0.0, False
     for f in files:
         privacy = f.get("privacy") or {}
-        eps = privacy.get("worst_case_epsilon")
-        if eps is not None:
+        worst = privacy.get("worst_case") or {}
+        if worst.get("epsilon") is not None:
+            eps = math.inf if worst["epsilon"] == "inf" else float(worst["epsilon"])
             worst_eps = eps if worst_eps is None else max(worst_eps, eps)
+        every = privacy.get("all_tracks_one_person")
+        if every:
+            any_privacy = True
+            total_releases += int(every["releases"])
+            total_eps += math.inf if every["epsilon"] == "inf" else float(every["epsilon"])
+            total_delta += float(every.get("delta") or 0.0)
+    def num(x: float | None) -> float | str | None:
+        return None if x is None else (x if math.isfinite(x) else "inf")
+
     return {
         "tool": "streamdp",
         "command": ["streamdp", *argv],
@@ -77,7 +91,11 @@ def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[
             "frames": sum(f.get("frames_out", 0) for f in files),
             "faces_detected": sum(f.get("faces", {}).get("faces_detected", 0) for f in files),
             "tracks": sum((f.get("tracks") or {}).get("total", 0) for f in files),
-            "worst_case_epsilon_per_track": worst_eps,
+            "worst_case_epsilon_per_track": num(worst_eps),
+            # the bound if every track of every file were the same person (basic composition)
+            "all_files_one_person": {"releases": total_releases, "epsilon": num(total_eps), "delta": total_delta}
+            if any_privacy
+            else None,
         },
         "files": files,
         "config": config_dump,

@@ -41,16 +41,29 @@ class Outcome:
                 f"{tag}wrote {e['output']} ({e['frames_out']} frame{'s' * (e['frames_out'] != 1)}, "
                 f"{n_faces} face{'s' * (n_faces != 1)} detected, {n_tracks} track{'s' * (n_tracks != 1)}{fps})"
             )
-            worst = (e.get("privacy") or {}).get("worst_case")
+            privacy = e.get("privacy") or {}
+            worst = privacy.get("worst_case")
             if worst:
                 eps = worst["epsilon"]  # a number, or "inf" (the ledger's JSON-safe infinity)
-                eps_s = "inf (no noise)" if eps == "inf" else f"{eps:g}"
+                why = "a fixed seed" if "noise_source" in privacy else "no noise"
+                eps_s = f"inf (no guarantee: {why})" if eps == "inf" else f"{eps:g}"
+                scope = privacy.get("scope")
+                scope_s = f", covering only the {scope}" if scope not in (None, "latent", "none") else ""
                 lines.append(
                     f"  privacy: worst track {worst['releases']} release{'s' * (worst['releases'] != 1)}, "
-                    f"epsilon {eps_s} (per-track ledger in the report)"
+                    f"epsilon {eps_s}{scope_s} (per-track ledger in the report)"
                 )
         if len(self.entries) > 1:
             lines.append(f"{len(self.entries) - self.failed}/{len(self.entries)} files done")
+            total = [(e.get("privacy") or {}).get("all_tracks_one_person") for e in self.entries]
+            total = [t for t in total if t]
+            if total:
+                rel = sum(int(t["releases"]) for t in total)
+                eps = "inf" if any(t["epsilon"] == "inf" for t in total) else f"{sum(float(t['epsilon']) for t in total):g}"
+                lines.append(
+                    f"privacy over all files: {rel} release{'s' * (rel != 1)}; a person in every one of them "
+                    f"spends at most epsilon {eps} (all_files_one_person in the report)"
+                )
         return lines
 
 

@@ -428,4 +428,24 @@ def test_folder_input_mirrors_the_tree(workdir: Path) -> None:
     kinds = {str(Path(f["input"]).relative_to(root)): f["kind"] for f in report["files"]}
     assert kinds == {"a/b/clip.mp4": "video", "a/pic.png": "image", "x/deep/y/photo.jpg": "image"}
     assert sum(f["faces"]["faces_detected"] for f in report["files"]) > 0
+
+
+def test_folder_run_with_dp_image_sums_privacy_over_files(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same person in N files is N releases: the summary bounds them (all_files_one_person)."""
+    import importlib.util
+
+    if importlib.util.find_spec("random_face") is None:
+        pytest.skip("dp-image's generator (random-face) is not installed")
+    still = need_shared(MEDIA / "single_face.jpg")
+    root = workdir / "stills"
+    root.mkdir()
+    for i in range(3):
+        shutil.copy(still, root / f"photo{i}.jpg")
+    out, rep = workdir / "stills_out", workdir / "stills.json"
+    code = main(["run", str(root), "-o", str(out), "--report", str(rep)])
+    assert code == 0
+    summary = json.loads(rep.read_text(encoding="utf-8"))["summary"]
+    assert summary["worst_case_epsilon_per_track"] == 8.0
+    assert summary["all_files_one_person"] == {"releases": 3, "epsilon": 24.0, "delta": 0.0}
+    assert "a person in every one of them spends at most epsilon 24" in capsys.readouterr().out
     assert clip.exists()

@@ -334,7 +334,9 @@ class DpImage(Mechanism):
         }
 
     def privacy_report(self) -> dict[str, Any]:
-        return self.ledger.report()
+        from ..privacy.accounting import without_privacy_if_seeded
+
+        return without_privacy_if_seeded(self.ledger.report(), self.cfg.seed is not None)
 
 
 def time_model(model: PrivatizerModel, batch: int = 8, repeats: int = 5) -> float:

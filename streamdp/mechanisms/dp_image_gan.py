@@ -383,7 +383,9 @@ class GanDpImage(Mechanism):
         }
 
     def privacy_report(self) -> dict[str, Any]:
-        rep = self.ledger.report()
+        from ..privacy.accounting import without_privacy_if_seeded
+
+        rep = without_privacy_if_seeded(self.ledger.report(), self.cfg.seed is not None)
         relinked = {}
         for rel in self._by_track.values():
             if len(rel.tracks) > 1:

@@ -123,6 +123,26 @@ class PrivacyLedger:
         }
 
 
+def without_privacy_if_seeded(report: dict[str, Any], seeded: bool) -> dict[str, Any]:
+    """A run whose noise came from a fixed seed has no privacy (anyone with the seed removes the
+    noise): every epsilon and rho becomes "inf", whatever the calibration was. The calibrated
+    figures stay under ``calibrated_*`` for tests and comparisons."""
+    if not seeded:
+        return report
+    out = dict(report)
+    out["noise_source"] = "fixed seed (tests only): NO privacy, epsilon reported as inf"
+    out["calibrated_worst_case"] = report.get("worst_case")
+    rows = []
+    for r in report.get("per_track", []):
+        rows.append({**r, "epsilon": "inf", "rho": "inf", "calibrated_epsilon": r["epsilon"]})
+    out["per_track"] = rows
+    if report.get("worst_case"):
+        out["worst_case"] = {**report["worst_case"], "epsilon": "inf", "rho": "inf"}
+    if report.get("all_tracks_one_person"):
+        out["all_tracks_one_person"] = {**report["all_tracks_one_person"], "epsilon": "inf", "rho": "inf"}
+    return out
+
+
 def _track_name(key: Hashable) -> str:
     if isinstance(key, tuple):
         return ":".join(str(k) for k in key)
