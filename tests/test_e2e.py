@@ -428,6 +428,7 @@ def test_folder_input_mirrors_the_tree(workdir: Path) -> None:
     kinds = {str(Path(f["input"]).relative_to(root)): f["kind"] for f in report["files"]}
     assert kinds == {"a/b/clip.mp4": "video", "a/pic.png": "image", "x/deep/y/photo.jpg": "image"}
     assert sum(f["faces"]["faces_detected"] for f in report["files"]) > 0
+    assert clip.exists()
 
 
 def test_folder_run_with_dp_image_sums_privacy_over_files(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -448,4 +449,3 @@ def test_folder_run_with_dp_image_sums_privacy_over_files(workdir: Path, capsys:
     assert summary["worst_case_epsilon_per_track"] == 8.0
     assert summary["all_files_one_person"] == {"releases": 3, "epsilon": 24.0, "delta": 0.0}
     assert "a person in every one of them spends at most epsilon 24" in capsys.readouterr().out
-    assert clip.exists()
