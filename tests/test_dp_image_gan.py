@@ -172,3 +172,24 @@ def test_release_candidates_are_one_release() -> None:
     assert bank.ledger.releases("t") == 1
     again = bank.release_candidates("t", 100.0, np.ones(8), 1)  # whole track: still the first release
     assert np.array_equal(again[0], c[0]) and bank.ledger.releases("t") == 1
+
+
+def test_a_face_only_predicted_is_pixelated_and_opens_no_release() -> None:
+    """Look-back boxes before a face's first detection (and a coasting box after a cut) may hold
+    no face at all: pixelated whole, no generated face floating there, no release opened."""
+    m = mechanism()
+    f = frame(0)
+    raw = f.image.copy()
+    det = face(200, 150, predicted=True)
+    m.apply([FrameJob(f, det)])
+    x0, y0, x1, y1 = det.boxes[0].astype(int)
+    assert (f.image[y0:y1, x0:x1] == raw[y0:y1, x0:x1]).all(axis=2).mean() < 0.02
+    d = m.describe()
+    assert d["predicted_boxes_pixelated_only"] == 1 and d["faces_pasted"] == 0
+    assert m.privacy_report()["releases"] == 0
+    # detected at 0.1 s: the release opens there; a dropout at 0.2 s shows the face again
+    m.apply([FrameJob(frame(1), face(200, 150))])
+    m.apply([FrameJob(frame(2), face(200, 150, predicted=True))])
+    d = m.describe()
+    assert d["faces_pasted"] == 2 and d["coasting_boxes_pixelated_under"] == 1
+    assert m.privacy_report()["releases"] == 1

@@ -52,6 +52,10 @@ YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
 YAW_GAIN = 0.6
 COLOUR_EMA = 0.25  # per-frame smoothing of the colour transform (no flicker, follows light changes)
 RELINK_IOU = 0.3
+#: A predicted (coasting) box shows its track's generated face over the pixelation only this soon
+#: after the detector last saw the face; later, pixelation alone.
+PASTE_COAST_S = 0.25
+SCENE_CHANGE = 30.0  # mean abs RGB change of the ring's mean beyond which a coasting box is a new scene
 #: Mean squared per-sector colour difference (grey levels^2) between a render's rim and the
 #: frame's ring below which the first candidate tried is kept without rendering another.
 GOOD_RIM_MISMATCH = 120.0
@@ -77,6 +81,8 @@ class _Release:
     pending: dict[int, Future] = field(default_factory=dict)
     colour: np.ndarray | None = None  # smoothed 3x4 colour transform
     last_t: float = -math.inf
+    last_detected_t: float = -math.inf  # last frame where the detector (not the tracker) had it
+    ring_mean: np.ndarray | None = None  # the ring's mean colour there
     last_box: np.ndarray | None = None
     tracks: list[int] = field(default_factory=list)
     candidates: np.ndarray | None = None  # (k, 512) the best-predicted ws, tried in this order at the first render
@@ -137,6 +143,7 @@ class GanDpImage(Mechanism):
             "faces_pixelated_too_small": 0,
             "faces_pixelated_waiting_for_render": 0,
             "coasting_boxes_pixelated_under": 0,
+            "predicted_boxes_pixelated_only": 0,
             "releases": 0,
             "tracks_relinked": 0,
         }
@@ -165,30 +172,42 @@ class GanDpImage(Mechanism):
         if not len(big_idx):
             return
         big = faces[big_idx]
-        # Fail closed under the face: a coasting track's whole (grown) box is covered first.
-        if big.predicted.any():
-            self.counts["coasting_boxes_pixelated_under"] += int(big.predicted.sum())
+        # Fail closed under the face: a predicted box (the tracker coasting after the detector
+        # lost the face, or the files' look-back before its first detection) is pixelated whole.
+        # The generated face goes on top only for a short dropout of a track that has its release
+        # (a face coasting longer, or one not yet detected, may not be there at all: a scene cut,
+        # a title card), and a release is only ever opened on a detected face.
+        pred = big.predicted.copy()
+        paste = ~pred
+        for i in np.flatnonzero(pred):
+            rel = self._by_track.get((job.stream_id, int(big.track_ids[i])))
+            paste[i] = rel is not None and t - rel.last_detected_t <= PASTE_COAST_S and self._same_scene(image, big, i, rel)
+        if pred.any():
+            self.counts["coasting_boxes_pixelated_under"] += int((pred & paste).sum())
+            self.counts["predicted_boxes_pixelated_only"] += int((pred & ~paste).sum())
+            self.pixelate.apply([FrameJob(job.frame, big[pred], job.stream_id)])
+        if not paste.any():
+            return
+        big_idx, big = big_idx[paste], big[paste]
         all_boxes = faces.boxes
         S_enc, S = self.crop_size, self.render_size
         m_enc = estimate_transforms(big.keypoints, S_enc, big.boxes, box_margin=self.box_margin)
         m_out = estimate_transforms(big.keypoints, S, big.boxes, box_margin=self.box_margin)
-        # Ring statistics from the untouched frame, other faces' boxes left out.
+        # Ring statistics from the frame before any paste, other faces' boxes left out (a
+        # pixelated coasting box is among them).
         rings = []
         for i in range(len(big)):
             others = np.delete(all_boxes, big_idx[i], axis=0)
             rings.append(ring_stats(image, m_out[i], S, others))
         releases = self._releases_for(job, big, big_idx, m_enc, t, rings)
         yaws = yaw_proxy(big.keypoints)
-        cover_first = big[big.predicted]
-        if len(cover_first):
-            self.pixelate.apply([FrameJob(job.frame, cover_first, job.stream_id)])
         order = np.argsort(-big.areas)  # larger (nearer, usually) first: smaller faces end on top
         for i in order:
             rel = releases[i]
             face = self._render_for(rel, float(yaws[i]))
             if face is None:  # live: the render is on its way; never raw meanwhile
                 self.counts["faces_pixelated_waiting_for_render"] += 1
-                if not big.predicted[i]:
+                if not big.predicted[i]:  # (a predicted box is pixelated already)
                     self.pixelate.apply([FrameJob(job.frame, big[i : i + 1], job.stream_id)])
                 continue
             target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)
@@ -196,6 +215,18 @@ class GanDpImage(Mechanism):
             crop = apply_colour(face.crop, rel.colour.astype(np.float32))
             paste_crops(image, crop[None], m_out[i : i + 1], self.mask)
             self.counts["faces_pasted"] += 1
+
+    def _same_scene(self, image: np.ndarray, faces: Any, i: int, rel: _Release) -> bool:
+        """Whether the ring around a predicted box still looks like it did at the last detection
+        (no cut to black or to another shot, where a pasted face would float on its own)."""
+        from ..align import estimate_transforms
+        from ..generator.render import ring_stats
+
+        if rel.ring_mean is None:
+            return False
+        m = estimate_transforms(faces.keypoints[i : i + 1], 64, faces.boxes[i : i + 1], box_margin=self.box_margin)[0]
+        ring = ring_stats(image, m, 64)
+        return ring.stats is not None and float(np.abs(ring.stats[0] - rel.ring_mean).mean()) <= SCENE_CHANGE
 
     # -- releases: one per track (and per relinked track), encoded and noised once -------------
     def _releases_for(
@@ -248,6 +279,10 @@ class GanDpImage(Mechanism):
                 self._by_track[keys[i]] = rel
                 self._by_track.move_to_end(keys[i])
             rel.last_t, rel.last_box = t, big.boxes[i].copy()
+            if not big.predicted[i]:
+                rel.last_detected_t = t
+                if rings[i].stats is not None:
+                    rel.ring_mean = rings[i].stats[0]
         self._prune(t)
         return out  # type: ignore[return-value]
 
