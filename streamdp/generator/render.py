@@ -219,6 +219,76 @@ def crop_rim(crop: np.ndarray) -> np.ndarray:
     return sector_means(crop[pts[:, 1], pts[:, 0]], ring_sector_ids(64, scale=RIM_SCALE))
 
 
+@lru_cache(maxsize=8)
+def _egg_geometry(S: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of an S crop: the egg-normalised radius (1 on the replaced region's edge) and the
+    two neighbouring ring sectors with the interpolation weight between them (by angle)."""
+    cx, cy = GAN_ELLIPSE_CENTER[0] * S, GAN_ELLIPSE_CENTER[1] * S
+    rx = GAN_ELLIPSE_RADII[0] * S
+    ys, xs = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
+    dx, dy = xs - cx, ys - cy
+    ry = np.where(dy < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)
+    r = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+    ang = np.mod(np.arctan2(dy / ry, dx / rx), 2 * np.pi)  # same angle convention as the ring points
+    pos = ang / (2 * np.pi) * RING_SECTORS - 0.5  # sector centres at k + 0.5
+    k0 = np.floor(pos).astype(np.int64)
+    frac = (pos - k0).astype(np.float32)
+    k0 %= RING_SECTORS
+    k1 = (k0 + 1) % RING_SECTORS
+    for a in (r, k0, k1, frac):
+        a.setflags(write=False)
+    return r, k0, k1, frac
+
+
+@dataclass
+class Surround:
+    """Where a rendered crop shows its own surroundings (background, hair, clothes) rather than
+    its face, near the edge of the replaced region, and what colour they are per sector."""
+
+    weight: np.ndarray  # (S, S) float32 in [0, 1]
+    colours: np.ndarray  # (RING_SECTORS, 3) mean RGB of those pixels on the rim (NaN: none)
+
+
+def surround_of(crop: np.ndarray) -> Surround:
+    """Skin is found by colour: pixels far (in Lab) from the central face's colour are
+    surroundings. The weight also rises from 0 at 0.7 of the replaced region's radius to 1 at its
+    edge, so the face itself is never recoloured."""
+    S = crop.shape[0]
+    r, k0, _, _ = _egg_geometry(S)
+    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    centre = r < 0.45
+    m = np.median(lab[centre], axis=0)
+    d2 = ((lab[..., 0] - m[0]) / 40.0) ** 2 + ((lab[..., 1] - m[1]) / 9.0) ** 2 + ((lab[..., 2] - m[2]) / 9.0) ** 2
+    nonskin = 1.0 - np.exp(-0.5 * d2)
+    t = np.clip((r - 0.7) / 0.3, 0.0, 1.0)
+    radial = t * t * (3 - 2 * t)
+    weight = (radial * nonskin).astype(np.float32)
+    rim = (r >= RIM_SCALE[0]) & (r <= 1.2)
+    colours = np.full((RING_SECTORS, 3), np.nan)
+    for k in range(RING_SECTORS):
+        sel = rim & (k0 == k)
+        w = nonskin[sel]
+        if sel.any() and w.sum() > 5:
+            colours[k] = (crop[sel].astype(np.float64) * w[:, None]).sum(axis=0) / w.sum()
+    weight.setflags(write=False)
+    return Surround(weight, colours)
+
+
+def blend_surround(crop: np.ndarray, surround: Surround, ring_sectors: np.ndarray, transform: np.ndarray,
+                   strength: float = 1.0, limit: float = 90.0) -> np.ndarray:
+    """Shift the rendered surroundings near the region's edge, sector by sector, towards the
+    colour of the frame's public ring there: a generated light wall beside a face that sits in
+    front of dark hair becomes dark, so no halo of another scene shows around the new face.
+    ``crop`` is already colour-transformed by ``transform``; returns a new uint8 crop."""
+    gen = surround.colours @ np.asarray(transform, np.float64)[:, :3].T
+    shift = np.asarray(ring_sectors, np.float64) - gen
+    shift = np.where(np.isfinite(shift), np.clip(shift, -limit, limit), 0.0).astype(np.float32)
+    _, k0, k1, frac = _egg_geometry(crop.shape[0])
+    per_px = (1.0 - frac)[..., None] * shift[k0] + frac[..., None] * shift[k1]
+    out = crop.astype(np.float32) + (strength * surround.weight)[..., None] * per_px
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def apply_colour(crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
     return cv2.transform(crop, transform)  # saturates to uint8
 
@@ -230,6 +300,7 @@ class RenderedFace:
     yaw: float  # measured yaw proxy of the rendered face
     detected: bool  # False: aligned by the FFHQ template (the detector missed the generated face)
     rim: np.ndarray  # crop_rim(crop): what it shows at the edge of the replaced ellipse
+    surround: Surround | None = None  # where it shows its own surroundings (surround_of)
 
 
 class FaceRenderer:
@@ -273,4 +344,6 @@ class FaceRenderer:
             detected = False
         m = estimate_transforms(kp[None] * side, S)
         crop = warp_crops(work, m, S)[0]
-        return RenderedFace(crop, kp.astype(np.float32), float(yaw_proxy(kp[None])[0]), detected, crop_rim(crop))
+        return RenderedFace(
+            crop, kp.astype(np.float32), float(yaw_proxy(kp[None])[0]), detected, crop_rim(crop), surround_of(crop)
+        )

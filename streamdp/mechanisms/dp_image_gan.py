@@ -158,7 +158,7 @@ class GanDpImage(Mechanism):
     def _apply_frame(self, job: FrameJob) -> None:
         from ..align import estimate_transforms
         from ..generator.latent import yaw_proxy
-        from ..generator.render import apply_colour, colour_transform, ring_stats
+        from ..generator.render import apply_colour, blend_surround, colour_transform, ring_stats
         from ..composite import paste_crops
 
         faces, image = job.faces, job.frame.image
@@ -213,6 +213,8 @@ class GanDpImage(Mechanism):
             target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)
             rel.colour = target if rel.colour is None else (1 - COLOUR_EMA) * rel.colour + COLOUR_EMA * target
             crop = apply_colour(face.crop, rel.colour.astype(np.float32))
+            if face.surround is not None:
+                crop = blend_surround(crop, face.surround, rings[i].sectors, rel.colour)
             paste_crops(image, crop[None], m_out[i : i + 1], self.mask)
             self.counts["faces_pasted"] += 1
 
