@@ -233,3 +233,23 @@ def threshold_at_far(impostor_distances: np.ndarray, far: float) -> float:
     if not len(d):
         return float("nan")
     return float(np.quantile(d, far, method="lower"))
+
+
+def detail_ratio(out: np.ndarray, ref: np.ndarray, box: tuple[int, int, int, int] | np.ndarray) -> float:
+    """Variance of the Laplacian of the output's face box over the original's: how much fine
+    detail (skin texture, eyelashes, hair strands) a mechanism keeps, whoever's detail it is (1:
+    as sharp as the original, 0: flat; blur and pixelate keep next to none)."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    h, w = ref.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return float("nan")
+
+    def lap_var(img: np.ndarray) -> float:
+        g = cv2.cvtColor(np.ascontiguousarray(img[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(g, cv2.CV_64F).var())
+
+    base = lap_var(ref)
+    return lap_var(out) / base if base > 0 else float("nan")

@@ -73,7 +73,7 @@ def main_table(result: dict[str, Any]) -> str:
         head += [f"protection {a} (naive)"]
     if advs:
         head += [f"verification {advs[0]} (informed)"]
-    head += ["MediaPipe finds a face", "HOG finds a face", "SSIM image", "SSIM face box", "keypoint shift (eye dist.)"]
+    head += ["MediaPipe finds a face", "HOG finds a face", "SSIM image", "SSIM face box", "detail kept (face box)", "keypoint shift (eye dist.)"]
     fd_advs = [a for a in advs if any(f"{a}.fd" in r for r in result["rows"])]
     head += [f"FD {a} features" for a in fd_advs]
     rows = []
@@ -90,6 +90,7 @@ def main_table(result: dict[str, Any]) -> str:
             _pct(r["hog_detect"]),
             _num(r["ssim"]),
             _num(r["ssim_face"]),
+            _num(r.get("detail_face"), 2),
             _num(r["kp_displacement_median"], 2),
         ]
         cells += [_num(r.get(f"{a}.fd"), 3) for a in fd_advs]

@@ -269,6 +269,7 @@ def probe_task(item: tuple[int, str, int, dict[str, Any]]) -> dict[str, Any]:
         smap = M.ssim_map(out, img)
         r["ssim"] = M.ssim(out, img, smap=smap)
         r["ssim_face"] = M.ssim(out, img, box=face_box, smap=smap)
+        r["detail_face"] = M.detail_ratio(out, img, face_box)
         for adv in _W["advs"]:
             r[f"{adv.name}.informed"] = _embed(adv, out, ref[f"{adv.name}.geom"], cache_ok)
             g = _locate(adv, out, cache_ok, hog=(hog_boxes, hog_scores) if adv.name == "dlib" else None)
@@ -646,6 +647,7 @@ def aggregate(run: EvalRun) -> dict[str, Any]:
         row["hog_detect"] = float(np.mean([r["hog_found"] for r in recs]))
         row["ssim"] = float(np.nanmean([r["ssim"] for r in recs]))
         row["ssim_face"] = float(np.nanmean([r["ssim_face"] for r in recs]))
+        row["detail_face"] = float(np.nanmedian([r.get("detail_face", np.nan) for r in recs]))
         kp = np.array([r["kp_disp"] for r in recs], np.float64)
         row["kp_displacement_median"] = float(np.nanmedian(kp)) if np.isfinite(kp).any() else float("nan")
         row["mech_ms"] = 1000 * float(np.mean([r["mech_s"] for r in recs]))
