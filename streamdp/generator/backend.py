@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
+from functools import lru_cache
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,15 +83,18 @@ class OpenVinoGenerator:
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"cannot load the face generator from {d}: {str(exc).splitlines()[0]}") from None
         self.data_dir = d
+        self._lock = threading.Lock()  # a compiled model's implicit infer request is not thread-safe
 
     def map(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, np.float32).reshape(-1, W_DIM)
-        return np.concatenate([self._map(z[i : i + 1])[0] for i in range(len(z))]).astype(np.float32)
+        with self._lock:
+            return np.concatenate([self._map(z[i : i + 1])[0] for i in range(len(z))]).astype(np.float32)
 
     def synthesize(self, w: np.ndarray) -> np.ndarray:
         """w (N, 512) -> images (N, 1024, 1024, 3) uint8 RGB."""
         w = np.asarray(w, np.float32).reshape(-1, W_DIM)
-        return np.stack([to_uint8(self._syn(w[i : i + 1])[0][0]) for i in range(len(w))])
+        with self._lock:
+            return np.stack([to_uint8(self._syn(w[i : i + 1])[0][0]) for i in range(len(w))])
 
 
 class OnnxGenerator:
@@ -138,10 +143,15 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+@lru_cache(maxsize=4)
 def select_backend(preference: str = "auto") -> Generator:
     """``auto``: onnxruntime on CUDA when there is one, else OpenVINO on the CPU (measured faster
     there), else onnxruntime on the CPU. An explicit ``openvino`` / ``onnxruntime`` is obeyed or
-    fails with a clear error; nothing falls back silently (the report names the backend)."""
+    fails with a clear error; nothing falls back silently (the report names the backend).
+
+    Cached per process: a folder run builds a mechanism per file, and loading the two networks
+    takes ~2 s; the networks hold no state between calls (each mechanism serializes its own use,
+    and a file run uses one mechanism at a time)."""
     if preference not in ("auto", "openvino", "onnxruntime"):
         raise ModelError(f"unknown generator backend {preference!r}")
     if preference == "openvino" or (preference == "auto" and not cuda_available() and _has("openvino")):
