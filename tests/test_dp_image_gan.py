@@ -193,3 +193,17 @@ def test_a_face_only_predicted_is_pixelated_and_opens_no_release() -> None:
     d = m.describe()
     assert d["faces_pasted"] == 2 and d["coasting_boxes_pixelated_under"] == 1
     assert m.privacy_report()["releases"] == 1
+
+
+def test_without_the_generator_dp_image_stops_with_one_line(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """No silent fallback to another model: a clear error, exit 2, nothing at the output path."""
+    from conftest import MEDIA, need_shared
+    from streamdp.cli import main
+
+    src = need_shared(MEDIA / "single_face.jpg")
+    monkeypatch.setenv("STREAMDP_GENERATOR_DIR", str(tmp_path))  # an empty folder: no networks
+    out = tmp_path / "out.jpg"
+    assert main(["run", str(src), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "face generator file missing" in err[0] and "random-face" in err[0]
+    assert not out.exists()

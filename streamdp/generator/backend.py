@@ -143,7 +143,6 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-@lru_cache(maxsize=4)
 def select_backend(preference: str = "auto") -> Generator:
     """``auto``: onnxruntime on CUDA when there is one, else OpenVINO on the CPU (measured faster
     there), else onnxruntime on the CPU. An explicit ``openvino`` / ``onnxruntime`` is obeyed or
@@ -154,11 +153,16 @@ def select_backend(preference: str = "auto") -> Generator:
     and a file run uses one mechanism at a time)."""
     if preference not in ("auto", "openvino", "onnxruntime"):
         raise ModelError(f"unknown generator backend {preference!r}")
+    return _load_backend(preference, generator_data_dir())
+
+
+@lru_cache(maxsize=4)
+def _load_backend(preference: str, data_dir: Path) -> Generator:
     if preference == "openvino" or (preference == "auto" and not cuda_available() and _has("openvino")):
-        return OpenVinoGenerator()
+        return OpenVinoGenerator(data_dir)
     from .ir2onnx import cached_onnx_generator
 
-    mapping, synthesis = cached_onnx_generator(generator_data_dir())
+    mapping, synthesis = cached_onnx_generator(data_dir)
     return OnnxGenerator(mapping, synthesis)
 
 
