@@ -58,27 +58,34 @@ def file_entry(src: Path, dst: Path, kind: str, result: VideoRunResult, mechanis
     return entry
 
 
+def _json_eps(x: float | None) -> float | str | None:
+    return None if x is None else (x if math.isfinite(x) else "inf")
+
+
+def all_files_one_person(files: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Releases and epsilon summed over every file's ledger: the bound if every track of every
+    file were the same person (basic composition). Each file has its own ledger (track ids restart
+    per file), so the same person in N files is N releases that no single file's report sums.
+    None when no file has a privacy ledger."""
+    totals = [t for t in ((f.get("privacy") or {}).get("all_tracks_one_person") for f in files) if t]
+    if not totals:
+        return None
+    eps = sum(math.inf if t["epsilon"] == "inf" else float(t["epsilon"]) for t in totals)
+    return {
+        "releases": sum(int(t["releases"]) for t in totals),
+        "epsilon": _json_eps(eps),
+        "delta": sum(float(t.get("delta") or 0.0) for t in totals),
+    }
+
+
 def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[str, Any]], started: datetime) -> dict[str, Any]:
     ok = [f for f in files if f["status"] == "ok"]
     worst_eps: float | None = None
-    # Every file has its own ledger (track ids restart per file): the same person in N files is N
-    # releases that no single file's report sums. Basic composition over files bounds it.
-    total_releases, total_eps, total_delta, any_privacy = 0, 0.0, 0.0, False
     for f in files:
-        privacy = f.get("privacy") or {}
-        worst = privacy.get("worst_case") or {}
+        worst = (f.get("privacy") or {}).get("worst_case") or {}
         if worst.get("epsilon") is not None:
             eps = math.inf if worst["epsilon"] == "inf" else float(worst["epsilon"])
             worst_eps = eps if worst_eps is None else max(worst_eps, eps)
-        every = privacy.get("all_tracks_one_person")
-        if every:
-            any_privacy = True
-            total_releases += int(every["releases"])
-            total_eps += math.inf if every["epsilon"] == "inf" else float(every["epsilon"])
-            total_delta += float(every.get("delta") or 0.0)
-    def num(x: float | None) -> float | str | None:
-        return None if x is None else (x if math.isfinite(x) else "inf")
-
     return {
         "tool": "streamdp",
         "command": ["streamdp", *argv],
@@ -91,11 +98,8 @@ def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[
             "frames": sum(f.get("frames_out", 0) for f in files),
             "faces_detected": sum(f.get("faces", {}).get("faces_detected", 0) for f in files),
             "tracks": sum((f.get("tracks") or {}).get("total", 0) for f in files),
-            "worst_case_epsilon_per_track": num(worst_eps),
-            # the bound if every track of every file were the same person (basic composition)
-            "all_files_one_person": {"releases": total_releases, "epsilon": num(total_eps), "delta": total_delta}
-            if any_privacy
-            else None,
+            "worst_case_epsilon_per_track": _json_eps(worst_eps),
+            "all_files_one_person": all_files_one_person(files),
         },
         "files": files,
         "config": config_dump,

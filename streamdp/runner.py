@@ -11,7 +11,7 @@ from .errors import StreamdpError
 from .mechanisms import build_mechanism
 from .pipeline import Privatizer, run_image, run_video
 from .progress import Progress
-from .report import file_entry
+from .report import all_files_one_person, file_entry
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,10 @@ class Outcome:
                 )
         if len(self.entries) > 1:
             lines.append(f"{len(self.entries) - self.failed}/{len(self.entries)} files done")
-            total = [(e.get("privacy") or {}).get("all_tracks_one_person") for e in self.entries]
-            total = [t for t in total if t]
+            total = all_files_one_person(self.entries)
             if total:
-                rel = sum(int(t["releases"]) for t in total)
-                eps = "inf" if any(t["epsilon"] == "inf" for t in total) else f"{sum(float(t['epsilon']) for t in total):g}"
+                rel = total["releases"]
+                eps = "inf" if total["epsilon"] == "inf" else f"{total['epsilon']:g}"
                 lines.append(
                     f"privacy over all files: {rel} release{'s' * (rel != 1)}; a person in every one of them "
                     f"spends at most epsilon {eps} (all_files_one_person in the report)"

@@ -136,7 +136,7 @@ def test_overlapping_faces_never_reach_each_others_release() -> None:
     both = Detections.concat([a, b])
     f = frame(0)
     job = FrameJob(f, both)
-    blanked = m._blanked(job, np.array([0]))
+    blanked = m._blanked(job)
     for bx in both.boxes.astype(int):
         x0, y0, x1, y1 = np.clip(bx, 0, None)
         assert (blanked[y0:y1, x0:x1] == 128).all()

@@ -62,13 +62,8 @@ MIN_RING_POINTS = 12
 @lru_cache(maxsize=8)
 def generated_face_mask(S: int) -> np.ndarray:
     """``S x S`` float32 alpha: 1 on ``GAN_ELLIPSE``, smoothstep to 0 over the band outside it."""
-    cx, cy = GAN_ELLIPSE_CENTER[0] * S, GAN_ELLIPSE_CENTER[1] * S
-    rx = GAN_ELLIPSE_RADII[0] * S
-    band = GAN_MASK_FEATHER * 2 * rx
-    ys, xs = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
-    dx, dy = xs - cx, ys - cy
-    ry = np.where(dy < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)
-    d = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+    band = GAN_MASK_FEATHER * 2 * GAN_ELLIPSE_RADII[0] * S
+    dx, dy, d = _egg_offsets(S)
     outside = np.where(d > 1.0, np.hypot(dx, dy) * (1.0 - 1.0 / np.maximum(d, 1e-6)), 0.0)
     t = np.clip(outside / band, 0.0, 1.0)
     mask = (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)
@@ -220,22 +215,34 @@ def crop_rim(crop: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _egg_geometry(S: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per pixel of an S crop: the egg-normalised radius (1 on the replaced region's edge) and the
-    two neighbouring ring sectors with the interpolation weight between them (by angle)."""
+def _egg_offsets(S: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of an S crop: offsets (dx, dy) from the replaced region's centre and the
+    egg-normalised radius (1 on the region's edge; the upper half reaches to GAN_ELLIPSE_TOP)."""
     cx, cy = GAN_ELLIPSE_CENTER[0] * S, GAN_ELLIPSE_CENTER[1] * S
     rx = GAN_ELLIPSE_RADII[0] * S
     ys, xs = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
     dx, dy = xs - cx, ys - cy
     ry = np.where(dy < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)
     r = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+    for a in (dx, dy, r):
+        a.setflags(write=False)
+    return dx, dy, r
+
+
+@lru_cache(maxsize=8)
+def _egg_geometry(S: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of an S crop: the egg-normalised radius (1 on the replaced region's edge) and the
+    two neighbouring ring sectors with the interpolation weight between them (by angle)."""
+    dx, dy, r = _egg_offsets(S)
+    rx = GAN_ELLIPSE_RADII[0] * S
+    ry = np.where(dy < 0, GAN_ELLIPSE_TOP * S, GAN_ELLIPSE_RADII[1] * S)
     ang = np.mod(np.arctan2(dy / ry, dx / rx), 2 * np.pi)  # same angle convention as the ring points
     pos = ang / (2 * np.pi) * RING_SECTORS - 0.5  # sector centres at k + 0.5
     k0 = np.floor(pos).astype(np.int64)
     frac = (pos - k0).astype(np.float32)
     k0 %= RING_SECTORS
     k1 = (k0 + 1) % RING_SECTORS
-    for a in (r, k0, k1, frac):
+    for a in (k0, k1, frac):
         a.setflags(write=False)
     return r, k0, k1, frac
 

@@ -41,11 +41,11 @@ from ..config import Config
 from ..errors import ModelError
 from ..types import FrameJob
 from .base import Mechanism
+from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
 log = logging.getLogger(__name__)
 
 GAN_FORMAT = "dpimage-gan-v1"
-MIN_FACE_PIXELS = 12  # eye-to-mouth px below which a face is pixelated (too small to paste well)
 #: Rendered yaw steps (targets of ``LatentSpace.with_yaw``) and how much of a target the rendered
 #: head shows, measured by our detector's yaw proxy (the linear fit under-turns: about 0.6).
 YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
@@ -108,7 +108,6 @@ class GanDpImage(Mechanism):
         cfg = config.mechanism.dp_image
         self.cfg = cfg
         self.model_dir = model_dir
-        self.max_batch = config.batch.max_batch
         self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
         enc_path = model_dir / "encoder.onnx"
         self.encoder = _session(enc_path, select_providers())
@@ -257,7 +256,7 @@ class GanDpImage(Mechanism):
             if rel is None:
                 need.append(i)
         if need:
-            crops = warp_crops(self._blanked(job, big_idx[need]), m_enc[need], self.crop_size)
+            crops = warp_crops(self._blanked(job), m_enc[need], self.crop_size)
             x = np.ascontiguousarray(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
             (z,) = self.encoder.run(["latent"], {"face": x})
             if z.shape != (len(need), self.latent_dim):
@@ -321,9 +320,9 @@ class GanDpImage(Mechanism):
                 break
             del self._by_track[key]
 
-    def _blanked(self, job: FrameJob, idx: np.ndarray) -> np.ndarray:
-        """The frame for the encoder of faces ``idx``: when other faces' boxes overlap, a copy with
-        them filled grey, so that a face's pixels only ever reach its own release."""
+    def _blanked(self, job: FrameJob) -> np.ndarray:
+        """The frame for the encoder: when faces' boxes overlap, a copy with every overlapping box
+        filled grey, so that a face's pixels only ever reach its own release."""
         boxes = job.faces.boxes
         if len(boxes) < 2:
             return job.frame.image

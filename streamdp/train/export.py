@@ -69,20 +69,30 @@ def _align_version() -> str:
     return str(getattr(align, "ALIGN_VERSION", "unknown"))
 
 
-def model_metadata(cfg: dict[str, Any], steps: int) -> dict[str, str]:
-    S = int(cfg["data"]["crop_size"])
-    D = int(cfg["model"]["latent_dim"])
-    B = float(cfg["model"]["clip_bound"])
-    k = int(cfg["model"]["identity_dims"])
+def privacy_metadata(fmt: str, crop_size: int, latent_dim: int, clip_bound: float, identity_dims: int) -> dict[str, str]:
+    """The geometry keys every encoder carries: the linf clip box and its true diameters."""
+    D, B = int(latent_dim), float(clip_bound)
     return {
-        "streamdp.format": MODEL_FORMAT,
-        "streamdp.crop_size": str(S),
+        "streamdp.format": fmt,
+        "streamdp.crop_size": str(int(crop_size)),
         "streamdp.latent_dim": str(D),
         "streamdp.clip_norm": "linf",
         "streamdp.clip_bound": repr(B),
         "streamdp.delta_l1": repr(2 * B * D),
         "streamdp.delta_l2": repr(2 * B * math.sqrt(D)),
-        "streamdp.identity_dims": f"0:{k}",
+        "streamdp.identity_dims": f"0:{int(identity_dims)}",
+    }
+
+
+def model_metadata(cfg: dict[str, Any], steps: int) -> dict[str, str]:
+    return {
+        **privacy_metadata(
+            MODEL_FORMAT,
+            int(cfg["data"]["crop_size"]),
+            int(cfg["model"]["latent_dim"]),
+            float(cfg["model"]["clip_bound"]),
+            int(cfg["model"]["identity_dims"]),
+        ),
         "streamdp.mask_feather": repr(float(cfg["data"]["mask_feather"])),
         "streamdp.training_data": str(cfg["export"]["training_data"]),
         "streamdp.version": str(cfg["export"]["version"]),
@@ -93,7 +103,8 @@ def model_metadata(cfg: dict[str, Any], steps: int) -> dict[str, str]:
     }
 
 
-def _stamp(path: Path, meta: dict[str, str]) -> str:
+def stamp_metadata(path: Path, meta: dict[str, str]) -> str:
+    """Write ``meta`` plus the weights' ``streamdp.sha256`` into an ONNX file; returns the hash."""
     import onnx
 
     model = onnx.load(str(path))
@@ -159,7 +170,7 @@ def export_from_checkpoint(
     meta = model_metadata(cfg, int(st["step"]))
     if calib_crops is not None and len(calib_crops):
         meta["streamdp.latent_prior"] = f"normal:{latent_prior_std(enc, calib_crops, float(cfg['model']['clip_bound'])):.3f}"
-    sha = {"encoder": _stamp(enc_path, meta), "decoder": _stamp(dec_path, meta)}
+    sha = {"encoder": stamp_metadata(enc_path, meta), "decoder": stamp_metadata(dec_path, meta)}
     # verify with onnxruntime (no torch in the runtime) against torch, at another batch size
     n = 5
     face = torch.rand(n, 3, S, S, generator=g)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import numpy as np
 
 from ..align import ALIGN_VERSION, estimate_transforms, warp_crops
 from ..generator.latent import yaw_proxy
-from ..generator.render import RIM_SCALE, crop_rim, ring_points
+from ..generator.render import crop_rim, ring_points
+from .export import privacy_metadata
 
 CROP = 96
 DIM = 32
@@ -174,11 +176,10 @@ def train(crops: np.ndarray, targets: np.ndarray, minutes: float, seed: int = 0)
     return model, history, val
 
 
-def export(model, out: Path, meta: dict[str, str], dim: int) -> None:  # type: ignore[no-untyped-def]
-    import onnx
+def export(model, out: Path, meta: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from .export import weights_sha256
+    from .export import stamp_metadata
 
     model.eval()
     path = out / "encoder.onnx"
@@ -187,13 +188,8 @@ def export(model, out: Path, meta: dict[str, str], dim: int) -> None:  # type: i
         model, torch.zeros(1, 3, CROP, CROP), str(tmp), input_names=["face"], output_names=["latent"],
         dynamic_axes={"face": {0: "n"}, "latent": {0: "n"}}, opset_version=17, dynamo=False,
     )
-    m = onnx.load(str(tmp))
-    meta = {**meta, "streamdp.sha256": weights_sha256(m)}
-    for k, v in meta.items():
-        e = m.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.save(m, str(path))
-    tmp.unlink()
+    stamp_metadata(tmp, meta)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,14 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     model, history, val = train(crops, targets, args.minutes)
     D = args.dim
     meta = {
-        "streamdp.format": FORMAT,
-        "streamdp.crop_size": str(CROP),
-        "streamdp.latent_dim": str(D),
-        "streamdp.clip_norm": "linf",
-        "streamdp.clip_bound": str(CLIP_BOUND),
-        "streamdp.delta_l1": repr(2 * CLIP_BOUND * D),
-        "streamdp.delta_l2": repr(2 * CLIP_BOUND * math.sqrt(D)),
-        "streamdp.identity_dims": f"0:{D}",
+        **privacy_metadata(FORMAT, CROP, D, CLIP_BOUND, D),
         "streamdp.mask_feather": "0.15",
         "streamdp.latent_prior": f"normal:{float(targets.std()):.3f}",
         "streamdp.training_data": f"{len(w)} MobileStyleGAN samples (psi 0.5-1.0), crops by streamdp.detect + align",
@@ -238,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "streamdp.version": "2.0.0",
         "streamdp.exported": time.strftime("%Y-%m-%d"),
     }
-    export(model, args.out, meta, D)
+    export(model, args.out, meta)
     (args.out / "training.json").write_text(json.dumps({"samples": len(w), "history": history, "minutes": args.minutes}, indent=1))
     print(f"wrote {args.out} in {(time.time() - t0) / 60:.1f} min", flush=True)
     return 0
