@@ -433,3 +433,71 @@ def test_posterior_uses_the_declared_prior_spread():
     assert build_latent_mechanism("laplace", epsilon=1.0, metadata=no_prior, seed=3).postprocess == "clamp"
     with pytest.raises(ModelError, match="latent_prior"):
         build_latent_mechanism("laplace", epsilon=1.0, metadata=meta(**{"streamdp.latent_prior": "normal:x"}), seed=3)
+
+
+# --- audit #15: randomness, timing, load-time refusals ----------------------------------------------
+def test_uniform_draws_come_from_the_os_csprng(monkeypatch):
+    """Finding 7: the exact samplers' uniform integers are os.urandom's bytes, not a PRNG stream."""
+    from streamdp.privacy import sampling as smp
+
+    calls = []
+    real = smp.os.urandom
+
+    def spy(n):
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(smp.os, "urandom", spy)
+    m = mech("laplace", seed=None)
+    assert isinstance(m.rng, smp.OsEntropy) and m.describe()["noise_source"] == "OS CSPRNG (os.urandom)"
+    m.sample_noise(4)
+    assert calls, "noise drawn without reading the OS CSPRNG"
+    src = smp.OsEntropy()
+    x = np.array([src.randbelow(10) for _ in range(20000)])
+    counts = np.bincount(x, minlength=10)
+    assert counts.min() > 1800 and counts.max() < 2200  # uniform on 0..9 (exact rejection)
+    assert 0 <= src.randbelow(2**100 + 7) < 2**100 + 7
+
+
+def test_release_noise_comes_from_the_reserve_in_a_fixed_budget():
+    """Finding 6: a release pops a vector drawn ahead; every draw is padded to one fixed budget."""
+    import time
+
+    from streamdp.privacy.accounting import TrackNoiseBank
+
+    m = mech("laplace", seed=None)
+    bank = TrackNoiseBank(m, 10.0)
+    res = bank.reserve
+    assert res.budget_s >= 0.005
+    deadline = time.monotonic() + 5.0
+    while len(res._queue) < res.size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(res._queue) == res.size, "the reserve fills in the background before any face"
+    first = res._queue[0].copy()
+    bank.release_for("a", 0.0, np.zeros(16))
+    assert np.array_equal(bank._slots["a"].noise, first), "the release used the pre-drawn vector"
+    t0 = time.perf_counter()
+    res._draw_padded()
+    assert time.perf_counter() - t0 >= res.budget_s, "a draw on the release path takes the whole budget"
+    rep = bank.ledger.report()
+    assert rep["noise_timing"]["budget_ms"] > 0 and "overruns" in rep["noise_timing"]
+    seeded = TrackNoiseBank(mech("laplace", seed=3), 10.0)
+    assert seeded.reserve.budget_s == 0.0  # tests only: reproducible, drawn in order
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"streamdp.clip_bound": "0.0005"},  # below the 2^-10 grid step: clips everything to 0
+        {"streamdp.delta_l1": "nan"},
+        {"streamdp.delta_l2": "nan"},
+        {"streamdp.delta_l1": "inf"},
+    ],
+)
+def test_degenerate_privacy_metadata_is_refused_at_load(bad):
+    """Finding 8: refused when the model is loaded, not at the first release."""
+    from streamdp.errors import ModelError
+    from streamdp.privacy.mechanisms import LatentGeometry
+
+    with pytest.raises(ModelError):
+        LatentGeometry.from_metadata(meta(**bad))

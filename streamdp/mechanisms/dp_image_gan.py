@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -101,7 +102,6 @@ class GanDpImage(Mechanism):
         from ..generator.render import FaceRenderer, generated_face_mask
         from ..privacy.accounting import TrackNoiseBank
         from ..privacy.mechanisms import build_latent_mechanism, validate_metadata
-        from ..privacy.sampling import make_rng
         from .dp_image import _check_io, _session, select_providers
         from .pixel import Pixelate
 
@@ -129,7 +129,7 @@ class GanDpImage(Mechanism):
         self.noise_bank = TrackNoiseBank(self.latent_mechanism, interval)
         self.ledger = self.noise_bank.ledger
         # Public randomness for the detail of each new face: independent of every input.
-        self.rng = make_rng(None) if cfg.seed is None else np.random.default_rng(cfg.seed + 1)
+        self.rng = np.random.default_rng(secrets.randbits(128) if cfg.seed is None else cfg.seed + 1)
         self.pixelate = Pixelate(config)
         self.render_async = cfg.render == "async"
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dp-render") if self.render_async else None

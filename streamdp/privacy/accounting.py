@@ -22,13 +22,15 @@ to (epsilon, delta) once. A track is assumed to be one person; a person split ov
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .mechanisms import LatentMechanism, zcdp_to_dp
+from .reserve import NoiseReserve
 
 
 def _num(x: float) -> float | str:
@@ -49,6 +51,8 @@ class PrivacyLedger:
     mechanism: LatentMechanism
     release_interval_s: float | None = None
     tracks: dict[Hashable, _TrackAccount] = field(default_factory=dict)
+    #: how the noise's draw time is kept from the output (``NoiseReserve.describe``), when known
+    noise_timing: Callable[[], dict[str, Any]] | None = None
 
     def record(self, track: Hashable, time_s: float | None = None, releases: int = 1) -> None:
         acc = self.tracks.setdefault(track, _TrackAccount())
@@ -113,6 +117,7 @@ class PrivacyLedger:
             "worst_case": None
             if worst is None
             else {k: worst[k] for k in ("track", "releases", "epsilon", "delta", "rho")},
+            **({"noise_timing": self.noise_timing()} if self.noise_timing is not None else {}),
             "all_tracks_one_person": {"releases": total, "epsilon": _num(eps_all), "delta": dlt_all, "rho": _num(rho_all)},
             "notes": [
                 "epsilon is per person only if each person is one track; a person split over several "
@@ -165,6 +170,10 @@ class TrackNoiseBank:
         self.mechanism = mechanism
         self.interval = float(release_interval_s)
         self.ledger = ledger if ledger is not None else PrivacyLedger(mechanism, self.interval)
+        # noise drawn ahead, each draw in a fixed time budget: release timing independent of it
+        self.reserve = NoiseReserve(mechanism)
+        weakref.finalize(self, self.reserve.close)
+        self.ledger.noise_timing = self.reserve.describe
         self._slots: dict[Hashable, _Slot] = {}
         self.max_slots = 10000
 
@@ -189,7 +198,7 @@ class TrackNoiseBank:
         if fresh:
             if slot is None and len(self._slots) >= self.max_slots:
                 self._prune()
-            noise = self.mechanism.sample_noise(1)[0]
+            noise = self.reserve.take()
             slot = _Slot(time_s if time_s is not None else 0.0, noise)
             self._slots[track] = slot
             self.ledger.record(track, time_s)

@@ -158,8 +158,16 @@ class LatentGeometry:
             raise ModelError(f"model {path}: clip_norm {norm!r} is not supported (only 'linf')")
         if dim < 1 or not (0.0 < bound < 1e6) or not (0 <= a < b <= dim):
             raise ModelError(f"model {path}: invalid latent_dim/clip_bound/identity_dims")
+        if not (math.isfinite(claimed_l1) and math.isfinite(claimed_l2)):
+            # NaN compares false with everything: it would pass the understatement check below
+            raise ModelError(f"model {path}: delta_l1/delta_l2 must be finite numbers, got {claimed_l1}/{claimed_l2}")
         g = 2.0**-GRID_BITS
         bound_g = math.floor(bound / g) * g  # a grid multiple, never larger than the declared B
+        if bound_g < g:
+            raise ModelError(
+                f"model {path}: clip_bound {bound:g} is below the noise grid step {g:g}: every latent would "
+                "clip to 0 (nothing released, and no noise scale to calibrate)"
+            )
         prior = meta.get("streamdp.latent_prior", "unknown")
         geo = cls(dim, bound_g, slice(a, b), prior)
         try:
@@ -244,7 +252,7 @@ class _Base:
         var = self.noise_variance()[None, :]
         mean = y * s2 / (s2 + var)
         std = np.sqrt(s2 * var / (s2 + var))
-        return np.clip(mean + std * self.rng.standard_normal(y.shape), -B, B)
+        return np.clip(mean + std * sampling.float_rng(self.rng).standard_normal(y.shape), -B, B)
 
     def cost(self) -> PrivacyCost:
         raise NotImplementedError
@@ -263,7 +271,7 @@ class _Base:
             "grid": self.geo.grid,
             "sampler": self.sampler,
             "postprocess": self.postprocess,
-            "noise_source": "fixed seed (TESTS ONLY: no privacy)" if self.seeded else "OS entropy (secrets)",
+            "noise_source": "fixed seed (TESTS ONLY: no privacy)" if self.seeded else "OS CSPRNG (os.urandom)",
         }
 
 
@@ -360,9 +368,10 @@ class MetricMechanism(_Base):
 
     def sample_noise(self, n: int) -> np.ndarray:
         D = self.geo.dim
-        u = self.rng.standard_normal((n, D))
+        gen = sampling.float_rng(self.rng)  # fresh 128 OS bits per release (sampling.py)
+        u = gen.standard_normal((n, D))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
-        r = self.rng.gamma(shape=D, scale=self.radius_scale, size=(n, 1))
+        r = gen.gamma(shape=D, scale=self.radius_scale, size=(n, 1))
         return np.round(u * r / self.geo.grid) * self.geo.grid
 
     def cost(self) -> PrivacyCost:
