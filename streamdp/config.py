@@ -37,7 +37,10 @@ class DetectConfig(_Section):
     # frame late in the frames before it, and every frame live, where nothing can look back.
     tile_every: Literal["auto"] | int = "auto"
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
-
+    # How the BlazeFace model runs: "onnx" = ONNX Runtime, the full frame, all its tiles and then
+    # all second looks each in one batched call (streamdp/blazeface.py, same pre/post-processing
+    # as MediaPipe); "mediapipe" = MediaPipe Tasks, one call (~3 ms overhead) per image. "auto" = onnx.
+    backend: Literal["auto", "onnx", "mediapipe"] = "auto"
 
     @field_validator("tile_every")
     @classmethod

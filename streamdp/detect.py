@@ -20,7 +20,7 @@ face, so small faces need the frame searched in smaller pieces.
    the frame's edge) is a cut face with a wrong box: dropped when an uncut candidate covers most
    of it. Then vectorized greedy NMS (higher score first; a lower-scored box almost entirely
    inside a kept one is dropped too — the kept box covers it).
-3. Decide (``FaceDetector._verify``). Tiles multiply the chances of a false positive (textures
+3. Decide (``FaceDetector._verify_plan``). Tiles multiply the chances of a false positive (textures
    score 0.3-0.7 at the model's size floor): keeping every candidate >= 0.3 put a false face in
    45 of 69 face-free frames. So every candidate that is not already sure (>= ``ACCEPT_SCORE`` at
    a comfortable size) gets a second look in a crop of 2x its box, where the face fills half of
@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -76,7 +76,7 @@ _CONTAINED_IOA = 0.85
 # Tiling pays off only for frames clearly larger than one tile.
 _AUTO_TILE_RATIO = 1.25
 
-# Two-stage detection (propose, then verify at the model's comfort scale); see ``_verify``.
+# Two-stage detection (propose, then verify at the model's comfort scale); see ``_verify_plan``.
 ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, needs no second look
 COMFORT_SIZE = 0.25  # box side / model input side from which the model is reliable
 VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half the model's input
@@ -257,7 +257,13 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 class FaceDetector:
-    """Finds faces in RGB frames; one instance per thread (MediaPipe graphs are not shared)."""
+    """Finds faces in RGB frames; one instance per thread (model sessions are not shared).
+
+    ``cfg.backend``: ``"onnx"`` (and ``"auto"``) runs BlazeFace through ONNX Runtime
+    (``streamdp.blazeface``), every frame's full view and tiles in one batch and all second looks
+    in one more; ``"mediapipe"`` runs MediaPipe Tasks, one call per image. Both see the same
+    model inputs and decode them the same way, so they find the same faces.
+    """
 
     def __init__(
         self,
@@ -271,8 +277,49 @@ class FaceDetector:
         self.verify_score = float(self.cfg.verify_score if verify_score is None else verify_score)
         #: tile pass schedule; the file pipeline passes its own (see ``DetectConfig.effective_tile_every``)
         self.tile_every = int(tile_every) if tile_every is not None else self.cfg.effective_tile_every(0)
-        #: score a face must reach at the model's favourite scale (see ``_verify``)
+        #: score a face must reach at the model's favourite scale (see ``_verify_plan``)
         self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
+        #: the model runner in use: "onnx" or "mediapipe"
+        self.backend = "mediapipe" if self.cfg.backend == "mediapipe" else "onnx"
+        # the model reports everything down to the proposal score; thresholds are applied here
+        self._proposal_score = float(self.cfg.min_confidence)
+        if self.backend == "onnx":
+            self._init_onnx(model_path)
+        else:
+            self._init_mediapipe(model_path)
+        self._plan_key: tuple[int, int] | None = None
+        self._plan: list[Tile] = []
+        self._tile_bufs: dict[int, np.ndarray] = {}
+        #: the last ``detect``/``detect_batch`` call: seconds by part, model images by kind and
+        #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx).
+        #: With onnx the full frame and its tiles run in one batch: ``search_s`` covers both
+        #: (``full_s`` = ``search_s``, ``tiles_s`` = 0).
+        self.last_timing: dict[str, float] = {}
+        #: running totals over all calls
+        self.totals: dict[str, float] = {
+            "frames": 0,
+            "calls": 0,
+            "batches": 0,
+            "seconds": 0.0,
+            "tile_passes": 0,
+            "verified": 0,
+            "rejected": 0,
+        }
+
+    def _init_onnx(self, model_path: Path | str | None) -> None:
+        from .blazeface import BlazeFaceRunner, default_onnx_path
+
+        path = Path(model_path) if model_path is not None else default_onnx_path()
+        if path.suffix == ".tflite":  # the MediaPipe file given: use the ONNX conversion beside it
+            path = path.with_suffix(".onnx")
+        if not path.is_file():
+            raise ModelError(f"face detection model not found: {path}")
+        self._runner: BlazeFaceRunner | None = BlazeFaceRunner(path, min_score=self._proposal_score)
+        self.model_path = path
+        self._finalizer = weakref.finalize(self, lambda: None)
+        self._finalizer.atexit = False
+
+    def _init_mediapipe(self, model_path: Path | str | None) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
@@ -282,8 +329,7 @@ class FaceDetector:
         except Exception as exc:  # pragma: no cover - environment problem
             raise ModelError(f"mediapipe is not usable: {exc}") from None
         self._mp = mp
-        # MediaPipe reports everything down to the proposal score; thresholds are applied here
-        self._proposal_score = float(self.cfg.min_confidence)
+        self._runner = None
         opts = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,
@@ -303,26 +349,13 @@ class FaceDetector:
         self._finalizer.atexit = False  # too late at atexit: see _close_all_at_exit
         _LIVE.add(self)
         _register_exit_hook()
-        self._plan_key: tuple[int, int] | None = None
-        self._plan: list[Tile] = []
-        self._tile_bufs: dict[int, np.ndarray] = {}
-        #: the last ``detect`` call: seconds by part and model calls by kind
-        self.last_timing: dict[str, float] = {}
-        #: running totals over all calls
-        self.totals: dict[str, float] = {
-            "frames": 0,
-            "calls": 0,
-            "seconds": 0.0,
-            "tile_passes": 0,
-            "verified": 0,
-            "rejected": 0,
-        }
 
     # -- context manager ----------------------------------------------------------------------
     def close(self) -> None:
         if self._finalizer.alive:
             with native_stderr_silenced():
                 self._finalizer()
+        self._runner = None
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -345,60 +378,130 @@ class FaceDetector:
 
         ``frame_index`` only schedules the tile pass (``cfg.tile_every``).
         """
+        return self.detect_batch([image_rgb], [frame_index])[0]
+
+    def detect_batch(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int]) -> list[Detections]:
+        """``detect`` for several frames (any sizes) at once: with the onnx backend, every frame's
+        full view and tiles go through the model in one call, and all their second looks in one
+        more. Each frame's result is what ``detect`` would give for it alone."""
         if not self._finalizer.alive:
             raise RuntimeError("FaceDetector is closed")
+        if len(frames) != len(frame_indices):
+            raise ValueError(f"{len(frames)} frames but {len(frame_indices)} frame indices")
+        imgs = [self._check(f) for f in frames]
+        if not imgs:
+            return []
+        t0 = time.perf_counter()
+        batches0 = self.totals["batches"]
+
+        # 1. search: full frames and tiles, all in one go
+        views: list[tuple[np.ndarray, int, int]] = []
+        owners: list[tuple[int, Tile | None]] = []
+        n_tiles = 0
+        for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
+            views.append((img, 0, 0))
+            owners.append((f, None))
+            h, w = img.shape[:2]
+            tiles = self.tiles_for(w, h) if fi % self.tile_every == 0 else []
+            n_tiles += len(tiles)
+            self.totals["tile_passes"] += 1 if tiles else 0
+            for tile in tiles:
+                views.append((img[tile.y0 : tile.y1, tile.x0 : tile.x1], tile.x0, tile.y0))
+                owners.append((f, tile))
+        t_full = t0
+        if self._runner is None:  # mediapipe: time the full frame's call on its own, as before
+            results = [self._run(*views[0])]
+            t_full = time.perf_counter()
+            results += self._run_many(views[1:])
+        else:
+            results = self._run_many(views)
+        t_tiles = time.perf_counter()
+        if self._runner is not None:
+            t_full = t_tiles
+
+        # per candidate: box, score, keypoints, cut by a tile border, size in its input, full frame
+        parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in imgs]
+        for (f, tile), (b, s, k) in zip(owners, results):
+            h, w = imgs[f].shape[:2]
+            if tile is None:
+                parts[f].append((b, s, k, np.zeros(len(b), bool), _rel_size(b, max(w, h)), np.ones(len(b), bool)))
+            elif len(b):
+                cut = self._cut_flags(b, tile, w, h)
+                parts[f].append((b, s, k, cut, _rel_size(b, tile.size), np.zeros(len(b), bool)))
+        cands = [self._merge(*(np.concatenate(x) for x in zip(*p))) for p in parts]
+
+        # 2. second looks, all in one go
+        plans = [self._verify_plan(img, *c) for img, c in zip(imgs, cands)]
+        looks = [crop for p in plans for crop in p[2]]
+        look_results = iter(self._run_many(looks))
+        out = []
+        n_verify = 0
+        for img, c, (keep, todo, crops) in zip(imgs, cands, plans):
+            res = [next(look_results) for _ in crops]
+            boxes, scores, kps = self._verify_apply(c[0], c[1], c[2], keep, todo, res)
+            n_verify += len(todo)
+            out.append(self._finalize(boxes, scores, kps, img.shape[1], img.shape[0]))
+        t_end = time.perf_counter()
+        calls = len(views) + n_verify
+        self.last_timing = {
+            "full_s": t_full - t0,
+            "tiles_s": t_tiles - t_full,
+            "search_s": t_tiles - t0,
+            "verify_s": t_end - t_tiles,
+            "total_s": t_end - t0,
+            "calls": float(calls),
+            "tile_calls": float(n_tiles),
+            "verify_calls": float(n_verify),
+            "batches": float(self.totals["batches"] - batches0),
+        }
+        self.totals["frames"] += len(imgs)
+        self.totals["calls"] += calls
+        self.totals["seconds"] += t_end - t0
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _check(image_rgb: np.ndarray) -> np.ndarray:
         img = np.asarray(image_rgb)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
         if not img.flags.c_contiguous:
             img = np.ascontiguousarray(img)
-        h, w = img.shape[:2]
-        t0 = time.perf_counter()
+        return img
 
-        parts: list[tuple[np.ndarray, ...]] = []
-        b, s, k = self._run(img, 0, 0)
-        calls = 1
-        # per candidate: box, score, keypoints, cut by a tile border, size in its input, full frame
-        parts.append((b, s, k, np.zeros(len(b), bool), _rel_size(b, max(w, h)), np.ones(len(b), bool)))
-        t_full = time.perf_counter()
+    def _run_many(self, views: Sequence[tuple[np.ndarray, int, int]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Model results for (image view, x0, y0) triples, in frame pixels (offset by x0, y0)."""
+        if not views:
+            return []
+        if self._runner is None:
+            out = []
+            for view, x0, y0 in views:
+                if not view.flags.c_contiguous:  # MediaPipe needs its own contiguous buffer
+                    key = view.shape[:2]
+                    buf = self._tile_bufs.get(key)  # type: ignore[call-overload]
+                    if buf is None:
+                        buf = self._tile_bufs[key] = np.empty(view.shape, dtype=np.uint8)  # type: ignore[index]
+                    np.copyto(buf, view)
+                    view = buf
+                out.append(self._run(view, x0, y0))
+            return out
+        results = self._runner.run([v for v, _, _ in views], boxes="mediapipe")
+        self.totals["batches"] += 1
+        out = []
+        for (_, x0, y0), (b, s, k) in zip(views, results):
+            if len(b) and (x0 or y0):
+                off = np.array([x0, y0], dtype=np.float32)
+                b = b + np.tile(off, 2)
+                k = k + off
+            out.append((b, s, k))
+        return out
 
-        tiles = self.tiles_for(w, h) if frame_index % self.tile_every == 0 else []
-        for tile in tiles:
-            buf = self._tile_bufs.get(tile.size)
-            if buf is None:
-                buf = self._tile_bufs[tile.size] = np.empty((tile.size, tile.size, 3), dtype=np.uint8)
-            np.copyto(buf, img[tile.y0 : tile.y1, tile.x0 : tile.x1])
-            b, s, k = self._run(buf, tile.x0, tile.y0)
-            calls += 1
-            if len(b):
-                cut = self._cut_flags(b, tile, w, h)
-                parts.append((b, s, k, cut, _rel_size(b, tile.size), np.zeros(len(b), bool)))
-        t_tiles = time.perf_counter()
-
-        cand = self._merge(*(np.concatenate(x) for x in zip(*parts)))
-        boxes, scores, kps, n_verify = self._verify(img, *cand)
-        calls += n_verify
-        dets = self._finalize(boxes, scores, kps, w, h)
-        t_end = time.perf_counter()
-        self.last_timing = {
-            "full_s": t_full - t0,
-            "tiles_s": t_tiles - t_full,
-            "verify_s": t_end - t_tiles,
-            "total_s": t_end - t0,
-            "calls": float(calls),
-            "tile_calls": float(len(tiles)),
-            "verify_calls": float(n_verify),
-        }
-        self.totals["frames"] += 1
-        self.totals["calls"] += calls
-        self.totals["seconds"] += t_end - t0
-        self.totals["tile_passes"] += 1 if tiles else 0
-        return dets
-
-    # -- internals ----------------------------------------------------------------------------
     def _run(self, rgb: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._runner is not None:
+            return self._run_many([(rgb, x0, y0)])[0]
         mp = self._mp
         result = self._det.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        self.totals["batches"] += 1
         dets = result.detections
         n = len(dets)
         boxes = np.empty((n, 4), dtype=np.float32)
@@ -452,8 +555,12 @@ class FaceDetector:
             arrays = tuple(a[k] for a in arrays)
         return arrays
 
-    def _verify(self, img, boxes, scores, kps, cut, rel, full):  # type: ignore[no-untyped-def]
+    def _verify_plan(self, img, boxes, scores, kps, cut, rel, full):  # type: ignore[no-untyped-def]
         """Decide every candidate by the score the model gives it at its favourite scale.
+
+        Returns ``(keep, todo, looks)``: the candidates kept without a second look (and the
+        fallback for those over the cap), the candidates to look at again, and their crops as
+        ``(view, x0, y0)`` for ``_run_many``; ``_verify_apply`` judges the looks' results.
 
         A face must reach ``new_face_score`` = ``max(cfg.min_confidence, verify_score)`` there.
 
@@ -482,7 +589,7 @@ class FaceDetector:
         thr = float(self.cfg.min_confidence)
         n = len(boxes)
         if n == 0:
-            return boxes, scores, kps, 0
+            return np.zeros(0, bool), np.zeros(0, np.int64), []
         need = self.new_face_score
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         sure = (scores >= ACCEPT_SCORE) & (rel >= COMFORT_SIZE) & ~cut
@@ -492,14 +599,24 @@ class FaceDetector:
         todo = np.flatnonzero(~sure & ~own_look)
         keep[todo] = scores[todo] >= thr  # the fallback for candidates over the cap
         todo = todo[np.argsort(-scores[todo], kind="stable")][:MAX_VERIFY]
-        out_b, out_s, out_k = boxes.copy(), scores.copy(), kps.copy()
+        looks = []
         for i in todo:
             c = (boxes[i, :2] + boxes[i, 2:]) / 2
             side = int(round(min(VERIFY_CONTEXT * size[i], max(w, h))))
             x0 = int(np.clip(round(c[0] - side / 2), 0, max(w - side, 0)))
             y0 = int(np.clip(round(c[1] - side / 2), 0, max(h - side, 0)))
-            crop = np.ascontiguousarray(img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)])
-            vb, vs, vk = self._run(crop, x0, y0)
+            looks.append((img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)], x0, y0))
+        return keep, todo, looks
+
+    def _verify_apply(self, boxes, scores, kps, keep, todo, results):  # type: ignore[no-untyped-def]
+        """Keep a looked-at candidate when its second look's matching detection reaches
+        ``new_face_score``; that detection's box and keypoints replace the candidate's."""
+        if len(boxes) == 0:
+            return boxes, scores, kps
+        need = self.new_face_score
+        keep = keep.copy()
+        out_b, out_s, out_k = boxes.copy(), scores.copy(), kps.copy()
+        for i, (vb, vs, vk) in zip(todo, results):
             j = _match(vb, boxes[i]) if len(vb) else -1
             if j >= 0 and vs[j] >= need:
                 out_b[i], out_s[i], out_k[i] = vb[j], vs[j], vk[j]
@@ -508,7 +625,7 @@ class FaceDetector:
             else:
                 keep[i] = False
                 self.totals["rejected"] += 1
-        return out_b[keep], out_s[keep], out_k[keep], len(todo)
+        return out_b[keep], out_s[keep], out_k[keep]
 
     def _finalize(self, boxes, scores, kps, w: int, h: int) -> Detections:  # type: ignore[no-untyped-def]
         if len(boxes) == 0:

@@ -359,3 +359,41 @@ def make_plain_video(
             for packet in astream.encode(None):
                 container.mux(packet)
     return path
+
+
+def ground_truth_frames(
+    faces_dir: Path,
+    n_frames: int = 8,
+    size: tuple[int, int] = (640, 360),
+    fps: int = 24,
+    seed: int = 0,
+    n_faces: int = 3,
+    face_heights: tuple[int, ...] = (130, 118, 106),
+) -> list[tuple[np.ndarray, list[tuple[int, int, int, int]]]]:
+    """The frames ``make_ground_truth_video`` would encode (same faces, background and motion),
+    uncompressed and in memory: ``[(rgb, inner face boxes), ...]``."""
+    width, height = size
+    bg = textured_background(width, height, seed)
+    px0, py0, px1, py1 = LFW_PATCH
+    fx0, fy0, fx1, fy1 = LFW_FACE
+    patches, face_rel = [], []
+    for i, (_, photo) in enumerate(pick_face_photos(faces_dir, n_faces, seed)):
+        rgb = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        patch = rgb[py0:py1, px0:px1]
+        ph = face_heights[i % len(face_heights)]
+        scale = ph / patch.shape[0]
+        pw = int(round(patch.shape[1] * scale))
+        patches.append(cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA))
+        face_rel.append(((fx0 - px0) * scale, (fy0 - py0) * scale, (fx1 - px0) * scale, (fy1 - py0) * scale))
+    out = []
+    for k in range(n_frames):
+        img = bg.copy()
+        frame_boxes = []
+        for i, patch in enumerate(patches):
+            ph, pw = patch.shape[:2]
+            x, y = _face_track(i, len(patches), k / fps, width, height, pw, ph)
+            img[y : y + ph, x : x + pw] = patch
+            rx0, ry0, rx1, ry1 = face_rel[i]
+            frame_boxes.append((int(round(x + rx0)), int(round(y + ry0)), int(round(x + rx1)), int(round(y + ry1))))
+        out.append((img, frame_boxes))
+    return out

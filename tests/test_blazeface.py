@@ -1,0 +1,245 @@
+"""The ONNX BlazeFace runner (streamdp/blazeface.py) against the .tflite and MediaPipe Tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdp.blazeface import (
+    NUM_ANCHORS,
+    BlazeFaceRunner,
+    default_onnx_path,
+    letterbox,
+    select_providers,
+    ssd_anchors,
+    weighted_nms,
+)
+from streamdp.config import DetectConfig
+from streamdp.detect import FaceDetector, box_iou, default_model_path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MEDIA = SHARED / "media"
+FACES = SHARED / "data" / "faces"
+
+needs_media = pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA}")
+needs_faces = pytest.mark.skipif(
+    not (FACES / "splits.json").is_file(), reason=f"shared face photographs not found at {FACES}"
+)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def video_frames(name: str, step: int, limit: int) -> list[np.ndarray]:
+    import av
+
+    out = []
+    with av.open(str(MEDIA / name)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % step == 0:
+                out.append(frame.to_ndarray(format="rgb24"))
+            if i >= limit:
+                break
+    return out
+
+
+def crops(img: np.ndarray) -> list[np.ndarray]:
+    """The image, three odd-sized views of it (tiles, second looks, letterbox both ways)."""
+    h, w = img.shape[:2]
+    return [img, img[: h // 2, : w // 2], img[h // 4 :, w // 3 :], img[7 : h - 5, 11 : w - 23]]
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return BlazeFaceRunner(min_score=0.2)
+
+
+@pytest.fixture(scope="module")
+def mp_detector():
+    with FaceDetector(DetectConfig(backend="mediapipe")) as det:
+        yield det
+
+
+# ------------------------------------------------------------------------------------------------
+# pieces
+# ------------------------------------------------------------------------------------------------
+
+
+def test_anchors_are_mediapipes_short_range_layout():
+    a = ssd_anchors()
+    assert a.shape == (NUM_ANCHORS, 2)
+    # 16x16 cells x 2 anchors (stride 8), then 8x8 cells x 6 (strides 16, 16, 16 merged)
+    np.testing.assert_allclose(a[0], a[1])
+    np.testing.assert_allclose(a[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(a[2], [1.5 / 16, 0.5 / 16])  # x runs fastest
+    np.testing.assert_allclose(a[32], [0.5 / 16, 1.5 / 16])
+    np.testing.assert_allclose(a[512:518], [[0.5 / 8, 0.5 / 8]] * 6)
+    np.testing.assert_allclose(a[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_weighted_nms_hand_case():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [0, 0, 10, 30]], dtype=np.float32)
+    scores = np.array([0.9, 0.6, 0.7, 0.5], dtype=np.float32)
+    kps = np.repeat(boxes[:, None, :2], 6, axis=1)
+    b, s, k = weighted_nms(boxes, scores, kps, 0.3)
+    # 0 and 1 merge (IoU 0.82), weighted by score; 3 (IoU 0.33 with 0) joins them too;
+    # 2 stands alone; the merged score is the best one's
+    assert s.tolist() == pytest.approx([0.9, 0.7])
+    w = np.array([0.9, 0.6, 0.5])
+    np.testing.assert_allclose(b[0], (boxes[[0, 1, 3]] * w[:, None]).sum(0) / w.sum(), rtol=1e-6)
+    np.testing.assert_allclose(b[1], boxes[2])
+    np.testing.assert_allclose(k[0, 0], b[0, :2], rtol=1e-6)
+    e = weighted_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32))
+    assert [len(x) for x in e] == [0, 0, 0]
+
+
+def test_letterbox_pads_the_short_side_with_minus_one():
+    img = np.full((50, 100, 3), 255, dtype=np.uint8)
+    x, (left, top, side) = letterbox(img)
+    assert x.shape == (128, 128, 3) and x.dtype == np.float32
+    assert (left, top, side) == (0.0, -25.0, 100.0)
+    assert (x[:30] == -1).all() and (x[-30:] == -1).all()  # 25/100 of 128 = 32 rows each side
+    assert np.allclose(x[34:94, :127], 1.0)
+    # like MediaPipe's warpPerspective, output pixel i samples the source at i * side / 128 (no
+    # half-pixel centring): the last column falls between the image's last pixel and the border
+    assert -1 < x[50, 127, 0] < 1
+
+
+def test_onnx_model_has_a_dynamic_batch(runner):
+    for n in (1, 3):
+        reg, cls = runner.infer(np.zeros((n, 128, 128, 3), np.float32))
+        assert reg.shape == (n, 896, 16) and cls.shape == (n, 896, 1)
+    assert runner.run([]) == []
+    assert select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert select_providers(["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
+
+
+def test_missing_onnx_model_is_a_model_error(tmp_path):
+    from streamdp.errors import ModelError
+
+    with pytest.raises(ModelError):
+        BlazeFaceRunner(tmp_path / "nope.onnx")
+    with pytest.raises(ModelError):
+        FaceDetector(DetectConfig(backend="onnx"), model_path=tmp_path / "nope.onnx")
+
+
+# ------------------------------------------------------------------------------------------------
+# the converted model = the .tflite
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ai_edge_litert") is None,
+    reason="ai-edge-litert is not installed (pip install ai-edge-litert to compare with the .tflite)",
+)
+def test_onnx_outputs_match_the_tflite(runner):
+    from ai_edge_litert.interpreter import Interpreter
+
+    imgs = [np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)]
+    if MEDIA.is_dir():
+        for name in ("single_face.jpg", "multi_face.jpg"):
+            imgs += crops(read_rgb(MEDIA / name))
+    x = np.stack([letterbox(i)[0] for i in imgs])
+    reg_o, cls_o = runner.infer(x)
+    it = Interpreter(model_path=str(default_model_path()))
+    it.allocate_tensors()
+    outs = {o["name"]: o["index"] for o in it.get_output_details()}
+    for b in range(len(x)):
+        it.set_tensor(it.get_input_details()[0]["index"], x[b : b + 1])
+        it.invoke()
+        reg_t, cls_t = it.get_tensor(outs["regressors"])[0], it.get_tensor(outs["classificators"])[0]
+        # measured: <= 1.4e-4 on regressors (values up to ~370), <= 3.5e-4 on logits (up to ~600)
+        assert np.abs(reg_t - reg_o[b]).max() < 2e-3
+        assert np.abs(cls_t - cls_o[b]).max() < 2e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# the runner = MediaPipe Tasks (pre- and post-processing reimplemented faithfully)
+# ------------------------------------------------------------------------------------------------
+
+
+def _assert_same_faces(images, runner, mp_detector):
+    ours = runner.run(images)
+    n_faces = 0
+    for img, (b, s, k) in zip(images, ours):
+        mb, ms, mk = mp_detector._run(np.ascontiguousarray(img), 0, 0)
+        assert len(b) == len(mb), (img.shape, s, ms)
+        if not len(mb):
+            continue
+        iou = box_iou(mb, b)
+        j = iou.argmax(axis=1)
+        assert len(set(j.tolist())) == len(mb)
+        assert (iou[np.arange(len(mb)), j] >= 0.9).all(), (mb, b)
+        assert np.abs(ms - s[j]).max() <= 0.02, (ms, s[j])
+        side = np.maximum(mb[:, 2] - mb[:, 0], mb[:, 3] - mb[:, 1])
+        assert (np.abs(mk - k[j]).max(axis=(1, 2)) <= 0.02 * side).all()
+        n_faces += len(mb)
+    return n_faces
+
+
+@needs_media
+def test_runner_matches_mediapipe_on_stills_and_video(runner, mp_detector):
+    images = crops(read_rgb(MEDIA / "single_face.jpg")) + crops(read_rgb(MEDIA / "multi_face.jpg"))
+    images += video_frames("WolfgangLanger_Pexels.mp4", 60, 420)
+    images += video_frames("carphone_pristine.mp4", 40, 119)
+    images += video_frames("bikes.mp4", 25, 130)
+    assert _assert_same_faces(images, runner, mp_detector) >= 20
+
+
+@needs_faces
+def test_runner_matches_mediapipe_on_synthetic_ground_truth(runner, mp_detector):
+    from synth import ground_truth_frames
+
+    frames = ground_truth_frames(FACES, n_frames=4, size=(640, 360))
+    images = [img for img, _ in frames]
+    images += [img[: 200, : 300] for img in images[:2]]
+    assert _assert_same_faces(images, runner, mp_detector) >= 8
+
+
+# ------------------------------------------------------------------------------------------------
+# FaceDetector: both backends find the same faces; detect_batch = detect
+# ------------------------------------------------------------------------------------------------
+
+
+@needs_media
+def test_detector_backends_agree_and_batch_equals_single(mp_detector):
+    import cv2
+
+    frame = video_frames("WolfgangLanger_Pexels.mp4", 100, 100)[1]
+    images = [
+        read_rgb(MEDIA / "multi_face.jpg"),
+        frame,
+        cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR),
+        video_frames("bikes.mp4", 40, 40)[1],
+    ]
+    with FaceDetector(DetectConfig()) as det:
+        assert det.backend == "onnx"
+        singles = [det.detect(img, frame_index=0) for img in images]
+        assert det.last_timing["batches"] <= 2
+        batch = det.detect_batch(images, [0] * len(images))
+        assert det.last_timing["batches"] <= 2
+        assert det.last_timing["calls"] == sum(1 + len(det.tiles_for(i.shape[1], i.shape[0])) for i in images) + det.last_timing["verify_calls"]
+    for img, a, b in zip(images, singles, batch):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+        m = mp_detector.detect(img)
+        assert len(m) == len(a), (img.shape, m.scores, a.scores)
+        if len(m):
+            iou = box_iou(m.boxes, a.boxes)
+            assert (iou.max(axis=1) >= 0.9).all()
+            assert np.abs(m.scores - a.scores[iou.argmax(axis=1)]).max() <= 0.02
+    with pytest.raises(ValueError):
+        FaceDetector(DetectConfig()).detect_batch(images[:2], [0])
+
+
+def test_default_onnx_model_is_shipped():
+    assert default_onnx_path().is_file()
+    assert default_onnx_path().parent == default_model_path().parent
