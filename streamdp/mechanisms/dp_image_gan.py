@@ -41,7 +41,7 @@ import numpy as np
 from ..config import Config
 from ..errors import ModelError
 from ..types import FrameJob
-from .base import Mechanism
+from .base import Mechanism, blank_overlapping_boxes
 from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,10 @@ class GanDpImage(Mechanism):
         if small.any():
             self.counts["faces_pixelated_too_small"] += int(small.sum())
             self.pixelate.apply([FrameJob(job.frame, faces[small], job.stream_id)])
+            for tid in faces.track_ids[small]:
+                if tid >= 0:  # shown per track in the report: covered, but without epsilon
+                    rel = self._by_track.get((job.stream_id, int(tid)))
+                    self.ledger.record_pixelated(rel.key if rel is not None else (job.stream_id, int(tid)))
         big_idx = np.flatnonzero(~small)
         if not len(big_idx):
             return
@@ -321,26 +325,8 @@ class GanDpImage(Mechanism):
             del self._by_track[key]
 
     def _blanked(self, job: FrameJob) -> np.ndarray:
-        """The frame for the encoder: when faces' boxes overlap, a copy with every overlapping box
-        filled grey, so that a face's pixels only ever reach its own release."""
-        boxes = job.faces.boxes
-        if len(boxes) < 2:
-            return job.frame.image
-        from ..detect import box_iou
-
-        ov = box_iou(boxes, boxes)
-        np.fill_diagonal(ov, 0)
-        if not (ov > 0).any():
-            return job.frame.image
-        # One copy per frame: blank every box that overlaps another. A face's own box may lose the
-        # part another face covers; its release then sees less of it (utility, not privacy).
-        img = job.frame.image.copy()
-        h, w = img.shape[:2]
-        for b in boxes[(ov > 0).any(axis=1)]:
-            x0, y0 = max(int(b[0]), 0), max(int(b[1]), 0)
-            x1, y1 = min(int(math.ceil(b[2])), w), min(int(math.ceil(b[3])), h)
-            img[y0:y1, x0:x1] = 128
-        return img
+        """The frame for the encoder: overlapping faces' boxes blanked (``blank_overlapping_boxes``)."""
+        return blank_overlapping_boxes(job.frame.image, job.faces.boxes)
 
     # -- rendering: once per release per yaw step ------------------------------------------------
     def _step_for(self, rel: _Release, yaw: float) -> int:

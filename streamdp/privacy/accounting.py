@@ -42,6 +42,7 @@ class _TrackAccount:
     releases: int = 0
     first_s: float | None = None
     last_s: float | None = None
+    pixelated_frames: int = 0  # frames where the face was too small to model: pixelated, no epsilon
 
 
 @dataclass
@@ -60,6 +61,11 @@ class PrivacyLedger:
         if time_s is not None:
             acc.first_s = time_s if acc.first_s is None else min(acc.first_s, time_s)
             acc.last_s = time_s if acc.last_s is None else max(acc.last_s, time_s)
+
+    def record_pixelated(self, track: Hashable, frames: int = 1) -> None:
+        """Frames where this track's face was covered by pixelation instead (too small to model):
+        covered, but no epsilon applies to them; the report shows them per track."""
+        self.tracks.setdefault(track, _TrackAccount()).pixelated_frames += frames
 
     def releases(self, track: Hashable) -> int:
         acc = self.tracks.get(track)
@@ -94,6 +100,7 @@ class PrivacyLedger:
                     "rho": _num(rho),
                     "first_release_s": acc.first_s,
                     "last_release_s": acc.last_s,
+                    "frames_pixelated_too_small": acc.pixelated_frames,
                 }
             )
         worst = max(rows, key=lambda r: (r["releases"], r["track"]), default=None)
@@ -124,6 +131,8 @@ class PrivacyLedger:
                 "tracks spends the sum (bounded by all_tracks_one_person)",
                 "context outside the face mask (hair, ears, background, clothing, pose, voice) is not "
                 "protected by any epsilon",
+                "frames_pixelated_too_small: frames where the track's face was too small to model and "
+                "was pixelated instead: covered, but no epsilon applies to those frames",
             ],
         }
 
