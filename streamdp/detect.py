@@ -1,5 +1,5 @@
-"""Face detection: MediaPipe's short-range BlazeFace on the full frame plus a tile pyramid,
-with a second look at every uncertain candidate.
+"""Face detection: MediaPipe's short-range BlazeFace (run by ONNX Runtime, or by MediaPipe Tasks) on
+the full frame plus a tile pyramid, with a second look at every uncertain candidate.
 
 The short-range model sees a 128x128 letterboxed copy of whatever it is given and finds faces down
 to about a tenth of that input's side (LFW faces pasted into street scenes: a box of ~0.10 of the
@@ -33,10 +33,31 @@ face, so small faces need the frame searched in smaller pieces.
 
 Boxes are clipped to the frame; keypoints are not.
 
-Cost: one MediaPipe call is ~3 ms whatever the input size (single thread; the Tasks API runs each
-call on its own worker thread), so a frame costs ~3 ms x (1 + tiles + second looks): 640x360 ->
-1+3, 960x540 -> 1+9, 1280x720 -> 1+18, 1920x1080 -> 1+37 (+ ~2-5 second looks on real video, at
-most ``MAX_VERIFY``). ``cfg.tile_every`` amortizes the tile pass; the tracker covers in between.
+Model runner (``cfg.backend``): ``onnx`` (the default; ``streamdp.blazeface``, the same model
+converted to ONNX, MediaPipe's letterbox, anchors, decoding and weighted NMS reimplemented) runs
+the full frame and all its tiles in one batched ONNX Runtime call and all second looks in one
+more; ``mediapipe`` runs MediaPipe Tasks' FaceDetector, one call per image. They find the same
+faces (same count on 190 sample-video frames, boxes IoU >= 0.9, scores within ~0.005; near-tie
+low scores on textures can differ by ~0.02).
+
+Cost (``benchmarks/detector.py``, 2-core VM, idle, every frame with the tile pass; images per
+frame = 1 + tiles + second looks). Per 128x128 image: MediaPipe Tasks ~1.75 ms (its XNNPACK runs
+on one thread); onnx ~1.6 ms with 1 intra-op thread and ~1.05 ms with 2 (the default), pre- and
+post-processing included. The per-call overhead MediaPipe adds is small here (~0.15 ms, not the
+3-4 ms once assumed); most of the gain is the second core, which the rest of the pipeline (x264,
+the mechanism) also wants:
+
+=========  ==================  ==========  =================
+frame      images per frame    mediapipe   onnx (2 threads)
+=========  ==================  ==========  =================
+640x360    1 + 3 + ~1          8.8 ms      6.0 ms
+1280x720   1 + 18 + ~4         40.5 ms     25.5 ms
+1920x1080  1 + 37 + ~7.5       79.4 ms     47.8 ms
+=========  ==================  ==========  =================
+
+(onnx with 1 thread: 7.3, 36.4, 72.4 ms.) On a CPU every tile still costs ~1 ms of model time. ``cfg.tile_every`` amortizes the tile pass; the tracker covers in
+between. ``FaceDetector.detect_batch`` batches several frames (for a GPU, where one big batch is
+nearly as cheap as one image).
 """
 
 from __future__ import annotations
@@ -291,7 +312,8 @@ class FaceDetector:
         self._plan: list[Tile] = []
         self._tile_bufs: dict[int, np.ndarray] = {}
         #: the last ``detect``/``detect_batch`` call: seconds by part, model images by kind and
-        #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx).
+        #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx);
+        #: ``candidates``: merged first-look candidates (before the second looks).
         #: With onnx the full frame and its tiles run in one batch: ``search_s`` covers both
         #: (``full_s`` = ``search_s``, ``tiles_s`` = 0).
         self.last_timing: dict[str, float] = {}
@@ -452,6 +474,7 @@ class FaceDetector:
             "calls": float(calls),
             "tile_calls": float(n_tiles),
             "verify_calls": float(n_verify),
+            "candidates": float(sum(len(c[0]) for c in cands)),
             "batches": float(self.totals["batches"] - batches0),
         }
         self.totals["frames"] += len(imgs)
