@@ -37,8 +37,8 @@ Model runner (``cfg.backend``): ``onnx`` (the default; ``streamdp.blazeface``, t
 converted to ONNX, MediaPipe's letterbox, anchors, decoding and weighted NMS reimplemented) runs
 the full frame and all its tiles in one batched ONNX Runtime call and all second looks in one
 more; ``mediapipe`` runs MediaPipe Tasks' FaceDetector, one call per image. They find the same
-faces (same count on 190 sample-video frames, boxes IoU >= 0.9, scores within ~0.005; near-tie
-low scores on textures can differ by ~0.02).
+faces (same count on 190 sample-video frames, boxes IoU >= 0.9, scores 0.0013 apart on average;
+near-tied low scores on textures can cluster differently: docs/performance.md).
 
 Cost (``benchmarks/detector.py``, 2-core VM, idle, every frame with the tile pass; images per
 frame = 1 + tiles + second looks). Per 128x128 image: MediaPipe Tasks ~1.75 ms (its XNNPACK runs
