@@ -636,3 +636,90 @@ def test_live_dp_image_pixelates_a_new_face_until_its_render_lands(face_video: P
     assert d["faces_pasted"] >= 1, "the generated face never replaced the pixelation"
     assert mechanism.privacy_report()["releases"] >= 1
     mechanism.close()
+
+
+@pytest.mark.timeout(60)
+def test_rtsp_publisher_never_stalls_the_process_on_a_silent_server() -> None:
+    """A server that accepts TCP and never answers: the RTSP handshake blocks (PyAV holds the GIL
+    there), but in the publisher's child process; the relay's threads keep running, each write
+    returns within a bound, and the frames are dropped (counted), never queued."""
+    import socket
+
+    from streamdp.config import LiveConfig
+    from streamdp.live.sinks import RtspPublisher
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)  # accepted by the kernel, never answered
+    port = srv.getsockname()[1]
+    metrics = StreamMetrics("s", "in")
+    pub = RtspPublisher(f"rtsp://127.0.0.1:{port}/x", 25.0, LiveConfig(open_timeout_s=2.0), metrics)
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.monotonic()
+        while not stop.wait(0.01):
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    t = threading.Thread(target=tick, daemon=True)
+    t.start()
+    from streamdp.types import Detections
+
+    took, results = [], []
+    try:
+        t_end = time.monotonic() + 4.0
+        i = 0
+        while time.monotonic() < t_end and i < 200:
+            t0 = time.monotonic()
+            frame = covered.no_faces(np.zeros((64, 96, 3), np.uint8), Detections.empty(), i, t0)
+            results.append(pub.write(frame, t0))
+            took.append(time.monotonic() - t0)
+            i += 1
+            time.sleep(0.04)
+        t0 = time.monotonic()
+        pub.close()
+        close_took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+    assert not any(results) and pub.frames_written == 0
+    assert max(took) < 0.8, f"a write took {max(took):.2f} s"
+    assert max(gaps) < 0.3, f"the process froze for {max(gaps):.2f} s"
+    assert close_took < 2.0
+
+
+@pytest.mark.timeout(60)
+def test_rtsp_publisher_replaces_a_dead_publisher_process() -> None:
+    from streamdp.config import LiveConfig
+    from streamdp.live.sinks import RtspPublisher
+    from streamdp.types import Detections
+
+    with rs.ServerProc() as server:
+        metrics = StreamMetrics("s", "in")
+        pub = RtspPublisher(server.url("anon"), 25.0, LiveConfig(reconnect_initial_s=0.2), metrics)
+        written_before_kill = None
+        t_end = time.monotonic() + 20
+        try:
+            i = 0
+            while time.monotonic() < t_end:
+                t0 = time.monotonic()
+                frame = covered.no_faces(np.full((64, 96, 3), i % 255, np.uint8), Detections.empty(), i, t0)
+                pub.write(frame, t0)
+                i += 1
+                if written_before_kill is None and pub.frames_written >= 10:
+                    written_before_kill = pub.frames_written
+                    pub._proc.kill()  # type: ignore[union-attr]
+                if written_before_kill is not None and pub.frames_written >= written_before_kill + 10:
+                    break
+                time.sleep(0.04)
+        finally:
+            pub.close()
+    assert written_before_kill is not None, "never published"
+    assert pub.frames_written >= written_before_kill + 10, "not published again after the process died"
+    assert pub.child_starts == 2
+    counts = metrics.snapshot()["counts"]
+    assert counts["output_errors"] >= 1 and counts["output_connects"] >= 2, counts
