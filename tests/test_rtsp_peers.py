@@ -160,7 +160,9 @@ def _wait(cond, timeout: float, step: float = 0.05) -> bool:  # type: ignore[no-
 PYAV_RECEIVER = r"""
 import sys, av
 url, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-c = av.open(url, options={"rtsp_flags": "listen"}, timeout=(30, 10))
+# listen_timeout (s) must be given: with PyAV's FFmpeg the default (-1, "forever") fails at once
+# with "Numerical result out of range"
+c = av.open(url, options={"rtsp_flags": "listen", "listen_timeout": "30"}, timeout=(30, 10))
 got = 0
 with open(out, "wb") as fh:
     for f in c.decode(c.streams.video[0]):
