@@ -37,6 +37,10 @@ class DetectConfig(_Section):
     # frame late in the frames before it, and every frame live, where nothing can look back.
     tile_every: Literal["auto"] | int = "auto"
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
+    # Faces cut by the frame's border: with the tile pass, also search tiles centred on the edges,
+    # their outer half mirrored from the frame (a cut face becomes a whole one). "sides": left and
+    # right edges (people walk in and out there), "all": all four, "off".
+    edge_search: Literal["sides", "all", "off"] = "sides"
     # How the BlazeFace model runs: "onnx" = ONNX Runtime, the full frame, all its tiles and then
     # all second looks each in one batched call (streamdp/blazeface.py, same pre/post-processing
     # as MediaPipe); "mediapipe" = MediaPipe Tasks, one call (~3 ms overhead) per image. "auto" = onnx.
@@ -66,6 +70,11 @@ class TrackConfig(_Section):
     # (backward dilation; see streamdp/lookback.py). Live streams cannot look back.
     lookback_seconds: float = Field(0.25, ge=0.0, le=5.0)
     coast_margin_per_second: float = Field(0.5, ge=0.0, le=10.0)
+    # A face that leaves the frame is held at the edge it left by (40% of its box inside) for this
+    # long: a face coming back there is covered from its first pixel, as the same track.
+    edge_hold_seconds: float = Field(2.0, ge=0.0, le=30.0)
+    # A face lost behind another detected face keeps being followed (moving at its speed) this long.
+    occlusion_hold_seconds: float = Field(2.0, ge=0.0, le=30.0)
 
 
 class PixelateConfig(_Section):

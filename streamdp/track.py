@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import TrackConfig
-from .detect import box_iou
+from .detect import box_ioa, box_iou
 from .types import NUM_KEYPOINTS, Detections
 
 _ALPHA = 0.7  # position/size gain of the alpha-beta filter
@@ -40,6 +40,10 @@ _MAX_SPEED = 4.0  # clamp |centre velocity| to this many box sizes per second
 _MAX_GROWTH = 1.0  # clamp |size velocity| to this fraction of the size per second
 _MIN_DT = 1e-3
 _SIZE_RATIO_MATCH = 2.0  # second-pass matching: sizes within this factor
+_SIZE_HORIZON_S = 0.25  # coasting: extrapolate the size's change this long at most
+_HOLD_INSIDE = 0.4  # a track leaving the frame is held with this fraction of its box inside
+_OCCLUDED_IOA = 0.3
+_NEAR_GROWTH = 0.5  # faces this close (fraction of their size per side) do not teach motion  # a lost track this much inside a detected face's box is behind it
 
 
 @dataclass
@@ -54,12 +58,23 @@ class _Track:
     first_seen: float
     frames_detected: int = 1
     frames_coasted: int = 0
+    #: (w, h) of the last whole view of the face (not cut by the edge, not overlapped)
+    whole_size: np.ndarray | None = None
+    #: set when the track left the frame: its box held at the edge it left by (cx, cy, w, h)
+    held: np.ndarray | None = None
+    #: coasting limit in force (s since the last detection): coast, occlusion or edge hold
+    hold_until: float = 0.0
 
     def predict(self, t: float) -> np.ndarray:
         """cx, cy, w, h at time ``t``: the last detection moved with the filtered velocity."""
+        if self.held is not None:
+            return self.held.copy()
         dt = max(t - self.t_last, 0.0)
         z = _xyxy_to_xywh(self.raw_box)
         x = z + self.v * dt
+        # size changes are extrapolated for a short while only (a face does not keep shrinking
+        # behind an occluder or past the edge); the coasting margin covers the rest
+        x[2:] = z[2:] + self.v[2:] * min(dt, _SIZE_HORIZON_S)
         x[2:] = np.maximum(x[2:], 0.5 * z[2:])
         return x
 
@@ -169,12 +184,27 @@ class FaceTracker:
         survivors: list[_Track] = []
         w, h = frame_wh
 
+        matched_boxes = det_boxes[sorted(matched_tr.values())] if matched_tr else np.zeros((0, 4))
+        if n_det > 1:
+            # near another face (boxes grown by half their size: heads and hair reach past the
+            # face box), a face's box starts to shrink and shift before the boxes touch
+            near = np.array([self._grow(b, _NEAR_GROWTH) for b in det_boxes])
+            ov = box_iou(near, near)
+            np.fill_diagonal(ov, 0)
+            overlapped = (ov > 0).any(axis=1)
+        else:
+            overlapped = np.zeros(n_det, bool)
         for i, tr in enumerate(self._tracks):
             j = matched_tr.get(i)
             if j is not None:
-                self._correct(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t)
+                # a box cut by the frame's edge or overlapping another face is not the face's
+                # whole extent: its centre and size move for other reasons than motion
+                edge = _at_edge(det_boxes[j], w, h)
+                trust = not edge and not overlapped[j]
+                self._correct(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t, trust)
                 survivors.append(tr)
-                box = self._grow(det_boxes[j], cfg.box_margin)
+                cover = _reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
+                box = self._grow(cover, cfg.box_margin, edge)
                 out_boxes.append(box)
                 out_scores.append(float(dets.scores[j]))
                 out_kps.append(dets.keypoints[j].astype(np.float64))
@@ -182,7 +212,20 @@ class FaceTracker:
                 out_pred.append(False)
                 continue
             elapsed = t - tr.t_last
-            if elapsed > cfg.coast_seconds:
+            limit = cfg.coast_seconds
+            pred_xyxy = _xywh_to_xyxy(preds[i])
+            if tr.held is None and not _visible(pred_xyxy, w, h, min_inside=_HOLD_INSIDE):
+                # leaving the frame: hold the box at the edge it left by (a face that comes back
+                # there is covered from its first pixel, and re-found as the same track)
+                tr.held = _held_at_edge(preds[i], w, h)
+                tr.hold_until = elapsed + cfg.edge_hold_seconds  # counted from leaving
+                preds[i] = tr.held
+                pred_xyxy = _xywh_to_xyxy(preds[i])
+            elif len(matched_boxes) and (box_ioa(pred_xyxy[None], matched_boxes) >= _OCCLUDED_IOA).any():
+                # behind a face the detector does see: keep following it at its speed
+                tr.hold_until = max(tr.hold_until, t + cfg.occlusion_hold_seconds - tr.t_last)
+            limit = max(limit, tr.hold_until)
+            if elapsed > limit:
                 continue  # dropped
             box = self._cover_xyxy(tr, preds[i], t)
             if not _visible(box, w, h):
@@ -200,9 +243,10 @@ class FaceTracker:
         for j in range(n_det):
             if j in used:
                 continue
-            tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t)
+            edge = _at_edge(det_boxes[j], w, h)
+            tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t, whole=not edge and not overlapped[j])
             survivors.append(tr)
-            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin))
+            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin, _at_edge(det_boxes[j], w, h)))
             out_scores.append(float(dets.scores[j]))
             out_kps.append(dets.keypoints[j].astype(np.float64))
             out_ids.append(tr.id)
@@ -224,7 +268,7 @@ class FaceTracker:
         )
 
     # -- internals ----------------------------------------------------------------------------
-    def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float) -> _Track:
+    def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool = True) -> _Track:
         x = _xyxy_to_xywh(box)
         tr = _Track(
             id=self._next_id,
@@ -236,18 +280,26 @@ class FaceTracker:
             t_last=t,
             first_seen=t,
         )
+        if whole:
+            tr.whole_size = x[2:].copy()
         self._next_id += 1
         self._stats[tr.id] = {"first_seen_s": t, "last_seen_s": t, "frames_detected": 1, "frames_coasted": 0}
         return tr
 
-    def _correct(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float) -> None:
+    def _correct(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, trust_motion: bool = True) -> None:
         dt = max(t - tr.t_last, _MIN_DT)
         z = _xyxy_to_xywh(box)
         x_pred = tr.x + tr.v * dt
         r = z - x_pred
         tr.x = x_pred + _ALPHA * r
         tr.x[2:] = np.maximum(tr.x[2:], 1.0)
-        v = tr.v + (_BETA / dt) * r
+        tr.held = None
+        tr.hold_until = 0.0
+        # an untrusted box (cut by the edge, overlapping another face) keeps the velocity learnt
+        # from whole views of the face
+        v = tr.v + (_BETA / dt) * r if trust_motion else tr.v.copy()
+        if trust_motion:
+            tr.whole_size = z[2:].copy()
         size = float(np.sqrt(tr.x[2] * tr.x[3]))
         v[:2] = np.clip(v[:2], -_MAX_SPEED * size, _MAX_SPEED * size)
         v[2:] = np.clip(v[2:], -_MAX_GROWTH * tr.x[2:], _MAX_GROWTH * tr.x[2:])
@@ -267,9 +319,13 @@ class FaceTracker:
         return self._grow(_xywh_to_xyxy(pred), grow)
 
     @staticmethod
-    def _grow(box: np.ndarray, frac: float) -> np.ndarray:
+    def _grow(box: np.ndarray, frac: float, by_larger_side: bool = False) -> np.ndarray:
+        """Grow by ``frac`` of the box's size on each side. A box cut by the frame's edge is
+        narrower than its face: it grows by ``frac`` of its larger side in both directions."""
         b = np.asarray(box, dtype=np.float64)
         d = (b[2:] - b[:2]) * frac
+        if by_larger_side:
+            d[:] = d.max()
         return np.concatenate([b[:2] - d, b[2:] + d])
 
 
@@ -278,5 +334,39 @@ def _kp_rel(kps: np.ndarray, xywh: np.ndarray) -> np.ndarray:
     return (k - xywh[:2]) / np.maximum(xywh[2:], 1e-6)
 
 
-def _visible(box: np.ndarray, w: int, h: int) -> bool:
-    return bool(box[2] > 0 and box[3] > 0 and box[0] < w and box[1] < h)
+def _visible(box: np.ndarray, w: int, h: int, min_inside: float = 0.0) -> bool:
+    """Whether the box overlaps the frame (by more than ``min_inside`` of its width and height)."""
+    bw, bh = max(box[2] - box[0], 1e-6), max(box[3] - box[1], 1e-6)
+    iw = min(box[2], w) - max(box[0], 0)
+    ih = min(box[3], h) - max(box[1], 0)
+    return bool(iw > min_inside * bw and ih > min_inside * bh and iw > 0 and ih > 0)
+
+
+def _at_edge(box: np.ndarray, w: int, h: int) -> bool:
+    return bool(box[0] <= 1 or box[1] <= 1 or box[2] >= w - 1 or box[3] >= h - 1)
+
+
+def _reach_inward(box: np.ndarray, whole: np.ndarray | None, w: int, h: int) -> np.ndarray:
+    """A box cut by the frame's border, extended inwards to the face's whole width (height) as last
+    seen: however much of the face is outside, what is inside lies within that reach."""
+    b = np.asarray(box, dtype=np.float64).copy()
+    if whole is None:
+        return b
+    if b[0] <= 1:
+        b[2] = max(b[2], min(float(whole[0]), w))
+    if b[2] >= w - 1:
+        b[0] = min(b[0], max(w - float(whole[0]), 0.0))
+    if b[1] <= 1:
+        b[3] = max(b[3], min(float(whole[1]), h))
+    if b[3] >= h - 1:
+        b[1] = min(b[1], max(h - float(whole[1]), 0.0))
+    return b
+
+
+def _held_at_edge(xywh: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The box moved back inside the frame until ``_HOLD_INSIDE`` of it shows, at the edge(s) it
+    crossed."""
+    cx, cy, bw, bh = (float(v) for v in xywh)
+    lo_x, hi_x = -(0.5 - _HOLD_INSIDE) * bw, w + (0.5 - _HOLD_INSIDE) * bw
+    lo_y, hi_y = -(0.5 - _HOLD_INSIDE) * bh, h + (0.5 - _HOLD_INSIDE) * bh
+    return np.array([min(max(cx, lo_x), hi_x), min(max(cy, lo_y), hi_y), bw, bh])

@@ -207,3 +207,18 @@ def test_without_the_generator_dp_image_stops_with_one_line(tmp_path, monkeypatc
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "face generator file missing" in err[0] and "random-face" in err[0]
     assert not out.exists()
+
+
+def test_a_face_cut_by_the_frame_border_is_pixelated_whole_and_opens_no_release() -> None:
+    """#12: a face half out of the frame (an ear keypoint beyond the border) is covered on its
+    whole box; no release opens on a part of a face."""
+    m = mechanism()
+    f = frame(0)
+    raw = f.image.copy()
+    cut = face(W - 30, 150, eye=40.0)  # right ear at W - 30 + 42: outside
+    m.apply([FrameJob(f, cut)])
+    x0, y0, x1, y1 = np.clip(cut.boxes[0], 0, [W, H, W, H]).astype(int)
+    changed = (f.image[y0:y1, x0:x1] != raw[y0:y1, x0:x1]).any(axis=2)
+    assert changed.mean() > 0.97
+    assert m.privacy_report()["releases"] == 0
+    assert m.describe()["cut_faces_pixelated"] == 1

@@ -311,3 +311,33 @@ def test_per_track_rows_show_frames_pixelated_as_too_small(tmp_path: Path) -> No
     assert rows["0:1"]["releases"] == 1 and rows["0:1"]["frames_pixelated_too_small"] == 2
     assert rows["0:7"]["releases"] == 0 and rows["0:7"]["frames_pixelated_too_small"] == 1
     assert rows["0:7"]["epsilon"] == 0.0
+
+
+@pytest.mark.parametrize("kind", ["predicted", "cut"])
+def test_dp_image_covers_a_lagging_or_cut_face_box_whole(tmp_path: Path, kind: str) -> None:
+    """One covering rule (#12): a coasting box whose keypoints lag the face, or a face cut by the
+    frame's border, has every pixel of its cover box replaced, not only the face mask."""
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+    from streamdp.types import Detections, FrameJob
+
+    folder = build_tiny_model(tmp_path / "m")
+    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)})
+    job = _face_job(0, 0.0)
+    job.frame.image[...] = np.random.default_rng(4).integers(0, 256, job.frame.image.shape, dtype=np.uint8)
+    f = job.faces
+    kps = f.keypoints.copy()
+    if kind == "predicted":
+        kps[..., 0] -= 18  # the prediction lags: keypoints left of the face
+        faces = Detections(f.boxes, f.scores, kps, f.track_ids, np.array([True]))
+    else:
+        kps[0, 5, 0] = 170  # an ear beyond the right border (160 px wide frame)
+        faces = Detections(f.boxes, f.scores, kps, f.track_ids)
+    job = FrameJob(job.frame, faces)
+    raw = job.frame.image.copy()
+    mech = DpImage(config)
+    mech.apply([job])
+    x0, y0, x1, y1 = f.boxes[0].astype(int)
+    changed = (job.frame.image[y0:y1, x0:x1] != raw[y0:y1, x0:x1]).any(axis=2)
+    assert changed.mean() > 0.97, f"{(~changed).sum()} raw pixels left in the cover box"
+    assert mech.describe()["faces_pixelated_under"] == 1

@@ -11,6 +11,14 @@ import numpy as np
 from ..types import FrameJob
 
 
+def keypoints_outside(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N,) True for faces with a keypoint outside the frame: a face cut by the frame's border
+    (or a detection from a mirrored edge view, whose keypoints beyond the edge are guesses)."""
+    k = np.asarray(keypoints, dtype=np.float64).reshape(len(keypoints), -1, 2)
+    out = (k[..., 0] < 0) | (k[..., 0] >= width) | (k[..., 1] < 0) | (k[..., 1] >= height)
+    return out.any(axis=1)
+
+
 def blank_overlapping_boxes(image: np.ndarray, boxes: np.ndarray, fill: int = 128) -> np.ndarray:
     """The frame a face model may read: when faces' boxes overlap, a copy with every overlapping
     box filled with ``fill``, so that a face's pixels only ever reach its own release (never another

@@ -24,7 +24,7 @@ import numpy as np
 from ..config import Config
 from ..errors import ModelError
 from ..types import FrameJob
-from .base import Mechanism, blank_overlapping_boxes
+from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ class DpImage(Mechanism):
         self.decode_every = cfg.decode_every
         self._decoded: OrderedDict[tuple[int, int], tuple[np.ndarray, int]] = OrderedDict()
         self.faces_fallback = 0
+        self.faces_covered_under = 0  # predicted or cut faces: box pixelated under the new face
         self._support: np.ndarray | None = None  # the mask's dilated support (context blur)
         self._untracked = 0
         log.info("dp-image model %s on %s", self.model.model_dir, self.model.active_provider)
@@ -218,6 +219,13 @@ class DpImage(Mechanism):
             # its own encoder input and decoder context (audit #15, finding 1).
             face_crops = warp_crops(blank_overlapping_boxes(job.frame.image, faces.boxes), m, S)
             crops.append(face_crops)  # sharp: what the encoder sees
+            # One covering rule: a predicted box (coasting, look-back) or a face cut by the frame's
+            # border may not be where its keypoints say; its whole box is pixelated under the
+            # decoded face, so no raw pixel of it remains outside the face mask.
+            unsure = big.predicted | keypoints_outside(big.keypoints, job.frame.width, job.frame.height)
+            if unsure.any():
+                self.faces_covered_under += int(unsure.sum())
+                self.fallback.apply([FrameJob(job.frame, big[unsure], job.stream_id)])
             if self.context_blur is not None:
                 # The face's support (wherever the mask is > 0, dilated) is filled with the mean of
                 # its surround BEFORE the box is blurred, so the blur spreads no face pixel into
@@ -357,6 +365,7 @@ class DpImage(Mechanism):
             "faces_decoded": self.faces_decoded,
             "decode_every": self.decode_every,
             "faces_pixelated_too_small": self.faces_fallback,
+            "faces_pixelated_under": self.faces_covered_under,
         }
 
     def privacy_report(self) -> dict[str, Any]:

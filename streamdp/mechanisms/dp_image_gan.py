@@ -41,7 +41,7 @@ import numpy as np
 from ..config import Config
 from ..errors import ModelError
 from ..types import FrameJob
-from .base import Mechanism, blank_overlapping_boxes
+from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
 from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class GanDpImage(Mechanism):
         self.counts = {
             "faces_pasted": 0,
             "faces_pixelated_too_small": 0,
+            "cut_faces_pixelated": 0,
             "faces_pixelated_waiting_for_render": 0,
             "coasting_boxes_pixelated_under": 0,
             "predicted_boxes_pixelated_only": 0,
@@ -180,11 +181,20 @@ class GanDpImage(Mechanism):
         # The generated face goes on top only for a short dropout of a track that has its release
         # (a face coasting longer, or one not yet detected, may not be there at all: a scene cut,
         # a title card), and a release is only ever opened on a detected face.
-        pred = big.predicted.copy()
+        # A face cut by the frame's border (a keypoint outside it) is covered the same way: its
+        # box pixelated whole, the generated face on top only if its track already has a release
+        # (no release opens on a part of a face; its keypoints may be mirrored guesses).
+        cut = keypoints_outside(big.keypoints, image.shape[1], image.shape[0]) & ~big.predicted
+        pred = big.predicted | cut
         paste = ~pred
         for i in np.flatnonzero(pred):
             rel = self._by_track.get((job.stream_id, int(big.track_ids[i])))
-            paste[i] = rel is not None and t - rel.last_detected_t <= PASTE_COAST_S and self._same_scene(image, big, i, rel)
+            if cut[i]:
+                paste[i] = rel is not None
+            else:
+                paste[i] = rel is not None and t - rel.last_detected_t <= PASTE_COAST_S and self._same_scene(image, big, i, rel)
+        if cut.any():
+            self.counts["cut_faces_pixelated"] += int(cut.sum())
         if pred.any():
             self.counts["coasting_boxes_pixelated_under"] += int((pred & paste).sum())
             self.counts["predicted_boxes_pixelated_only"] += int((pred & ~paste).sum())
@@ -210,7 +220,7 @@ class GanDpImage(Mechanism):
             face = self._render_for(rel, float(yaws[i]))
             if face is None:  # live: the render is on its way; never raw meanwhile
                 self.counts["faces_pixelated_waiting_for_render"] += 1
-                if not big.predicted[i]:  # (a predicted box is pixelated already)
+                if not (big.predicted[i] or cut[paste][i]):  # (pixelated already)
                     self.pixelate.apply([FrameJob(job.frame, big[i : i + 1], job.stream_id)])
                 continue
             target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)

@@ -1,0 +1,87 @@
+"""Tracking measured: synthetic scenes with known identities scored with motmetrics.
+
+    .venv/bin/python benchmarks/tracking.py [--seeds 1 2 3] [--seconds 6] [--size 640x360] [--plot docs/img/tracking.png]
+
+Scenes (streamdp/eval/tracking.py): two people crossing (one hides the other), a face leaving at
+the right edge and coming back, a face half out at the left edge and back, fast motion, a zoom, three
+people over a harsh random texture, and the harsh texture alone. Each is run through the real
+detector and tracker (live's path, no look-back) for every photo seed; the table sums the seeds.
+Needs the shared LFW faces (../shared/data/faces) and the test extra (motmetrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> int:
+    from synth import pick_face_photos
+
+    from streamdp.eval.tracking import score, standard_scenes, track_scene
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "data" / "faces")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--size", default="640x360")
+    p.add_argument("--plot", type=Path, default=None, help="write a figure of raw face-frames and tracks per scene")
+    args = p.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    totals: dict[str, dict[str, float]] = {}
+    t0 = time.time()
+    for seed in args.seeds:
+        photos = [ph for _, ph in pick_face_photos(args.faces, 3, seed=seed)]
+        for sc in standard_scenes(photos, size=size, seconds=args.seconds):  # type: ignore[arg-type]
+            r = score(track_scene(sc))
+            agg = totals.setdefault(sc.name, {})
+            for k, v in r.items():
+                if k in ("idf1", "mota"):
+                    agg.setdefault(k, []).append(v)  # type: ignore[union-attr]
+                else:
+                    agg[k] = agg.get(k, 0) + v
+    cols = ["people", "tracks", "false_tracks", "id_switches", "fragmentations", "idf1", "face_frames",
+            "face_frames_raw_any_pixel", "face_frames_raw_over_10pct"]
+    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {time.time() - t0:.0f} s")
+    print("| scene | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name, agg in totals.items():
+        cells = []
+        for c in cols:
+            v = agg[c]
+            if isinstance(v, list):
+                vals = [x for x in v if x == x]
+                cells.append(f"{sum(vals) / len(vals):.3f}" if vals else "-")
+            else:
+                cells.append(str(int(v)))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = list(totals)
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+        ax[0].bar(names, [totals[n]["tracks"] for n in names], label="tracks")
+        ax[0].plot(names, [totals[n]["people"] for n in names], "k_", markersize=24, label="people")
+        ax[0].set_title("tracks vs people (sum over seeds)")
+        ax[0].legend()
+        ax[1].bar(names, [totals[n]["face_frames_raw_any_pixel"] for n in names], color="tab:red")
+        ax[1].set_title("face-frames with any raw pixel")
+        for a in ax:
+            a.tick_params(axis="x", rotation=45)
+        fig.tight_layout()
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.plot, dpi=110)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

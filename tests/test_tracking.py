@@ -1,0 +1,67 @@
+"""Tracking measured on synthetic scenes with known identities (streamdp/eval/tracking.py, scored
+with motmetrics): a person in continuous view is one track, a texture is no person, faces crossing,
+leaving and coming back, half out at the edge, fast and zooming are covered to the last pixel.
+
+Uses LFW evaluation identities from ../shared (skips with the reason when absent).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from synth import pick_face_photos
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+
+pytestmark = [
+    pytest.mark.skipif(not (FACES / "splits.json").is_file(), reason=f"shared face data not found at {FACES}"),
+    pytest.mark.skipif(importlib.util.find_spec("motmetrics") is None, reason="motmetrics not installed (test extra)"),
+]
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, dict]:
+    from streamdp.eval.tracking import score, standard_scenes, track_scene
+
+    photos = [p for _, p in pick_face_photos(FACES, 3, seed=1)]
+    return {sc.name: score(track_scene(sc)) for sc in standard_scenes(photos, seconds=5.0)}
+
+
+@pytest.mark.parametrize("scene", ["cross", "exit_reenter", "edge_slide", "fast", "zoom", "harsh_three"])
+def test_each_person_is_one_track_and_no_face_frame_is_left_raw(scores: dict[str, dict], scene: str) -> None:
+    r = scores[scene]
+    assert r["tracks"] == r["people"], r
+    assert r["id_switches"] == 0 and r["false_tracks"] == 0, r
+    assert r["face_frames_raw_over_10pct"] == 0, r
+    # re-entering at the edge: the first sliver (< 30% of the face: an ear, a cheek) may show
+    # before the detector or the edge hold has it
+    assert r["face_frames_raw_any_pixel"] <= (2 if scene == "exit_reenter" else 0), r
+    # IDF1 matches boxes by IoU; the edge hold (a box kept at the edge while the face is away) and
+    # the inward reach of cut boxes are deliberate over-cover that costs IoU, not identity
+    assert r["idf1"] > (0.6 if scene == "exit_reenter" else 0.85), r
+
+
+def test_a_texture_is_no_person(scores: dict[str, dict]) -> None:
+    r = scores["harsh_empty"]
+    assert r["people"] == 0 and r["false_tracks"] == r["tracks"] <= 1, r
+
+
+def test_the_ground_truth_is_what_the_frames_show() -> None:
+    """The scene renderer's boxes: clipped to the frame, hidden faces list their occluders."""
+    from streamdp.eval.tracking import Actor, Scene, render
+
+    photo = pick_face_photos(FACES, 2, seed=1)
+    a = Actor(photo[0][1], [(0, 300, 180, 100, 0), (1, 700, 180, 100, 0)])  # walks out at the right
+    b = Actor(photo[1][1], [(0, 300, 185, 110, 1), (1, 300, 185, 110, 1)])  # stands in front
+    frames = list(render(Scene("t", [a, b], 1.0, (640, 360), 10.0)))
+    _, img0, gt0 = frames[0]
+    assert [g.id for g in gt0] == [1, 2]
+    assert gt0[0].visible_fraction() < 0.05 and gt0[1].visible_fraction() == 1.0
+    _, _, gt_last = frames[-1]
+    assert all(g.box[2] <= 640 for g in gt_last)
+    assert img0.shape == (360, 640, 3)
+    assert math.isclose(gt0[1].box[3] - gt0[1].box[1], 110, abs_tol=1.5)
