@@ -723,3 +723,165 @@ def test_rtsp_publisher_replaces_a_dead_publisher_process() -> None:
     assert pub.child_starts == 2
     counts = metrics.snapshot()["counts"]
     assert counts["output_errors"] >= 1 and counts["output_connects"] >= 2, counts
+
+
+# ------------------------------------------------------------------ pipelining (issue #11)
+
+_BOX = (120, 50, 200, 130)  # the fake face, x0 y0 x1 y1 in a 320x180 frame
+
+
+def _checker_frames(n: int = 8) -> list[np.ndarray]:
+    """Synthetic 320x180 frames with a high-contrast 2 px checkerboard where the 'face' is."""
+    x0, y0, x1, y1 = _BOX
+    yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0]
+    board = (((yy // 2) + (xx // 2)) % 2 * 255).astype(np.uint8)
+    frames = []
+    for i in range(n):
+        f = np.full((180, 320, 3), 60 + 10 * i, np.uint8)
+        f[y0:y1, x0:x1] = board[..., None]
+        frames.append(f)
+    return frames
+
+
+def _is_raw(image: np.ndarray) -> bool:
+    """The checkerboard is still there (its high-pass energy survives): the face is visible."""
+    x0, y0, x1, y1 = _BOX
+    g = image[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
+    return float(np.abs(np.diff(g, axis=1)).mean()) > 20.0  # raw: ~127; pixelated/solid: a few
+
+
+class FixedFaces:
+    """A FaceStage stand-in: one face at ``_BOX`` in every frame, after ``delay`` s (a slow detector)."""
+
+    def __init__(self, delay: float) -> None:
+        from streamdp.pipeline import FaceCounts
+
+        self.delay = delay
+        self.spans: list[tuple[int, float, float]] = []  # (seq, start, end)
+        self.counts = FaceCounts()
+        self.tracker = type("T", (), {"total_tracks": 1})()
+        self.closed = False
+
+    def process(self, frame, stream_id: int = 0):  # type: ignore[no-untyped-def]
+        from streamdp.types import Detections, FrameJob
+
+        t0 = time.monotonic()
+        time.sleep(self.delay)
+        faces = Detections(boxes=[_BOX], scores=[0.9], keypoints=np.zeros((1, 6, 2)), track_ids=[1])
+        self.spans.append((frame.index, t0, time.monotonic()))
+        return FrameJob(frame, faces, stream_id)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class TimedMechanism(Mechanism):
+    """Pixelate after ``delay(batch number)`` seconds; records each batch's (seqs, start, end)."""
+
+    name = "timed"
+
+    def __init__(self, config: Config, delay) -> None:  # type: ignore[no-untyped-def]
+        self.inner = build_mechanism(config)
+        self.delay = delay
+        self.spans: list[tuple[list[int], float, float]] = []
+
+    def apply(self, jobs):  # type: ignore[no-untyped-def]
+        t0 = time.monotonic()
+        time.sleep(self.delay(len(self.spans)))
+        self.inner.apply(jobs)
+        self.spans.append(([j.frame.index for j in jobs], t0, time.monotonic()))
+
+
+def _pipelined(name: str, faces_delay: float, mech_delay, overrides: dict, fps: float = 50.0):  # type: ignore[no-untyped-def]
+    config = load_config(None, {"mechanism.name": "pixelate", **overrides})
+    metrics = StreamMetrics(name, "fake")
+    source = camera_source("fake", config.live, metrics, opener=lambda: FakeCamera(_checker_frames(), fps=fps))
+    collect = Collect()
+    stream = LiveStream(0, name, source, [collect], metrics, fps=fps)
+    stream.faces = FixedFaces(faces_delay)  # type: ignore[assignment]
+    mechanism = TimedMechanism(config, mech_delay)
+    return LivePipeline(config, mechanism, [stream]), stream, collect, mechanism, metrics
+
+
+@pytest.mark.timeout(60)
+def test_live_detection_overlaps_privatization_and_frames_leave_in_order() -> None:
+    """A 30 ms detector and a 30 ms privatizer: frame k+1 is detected while frame k is
+    privatized, so the stream runs near 1/30 ms, not 1/60 ms; frames still leave in order."""
+    pipeline, stream, collect, mech, metrics = _pipelined("pipecam", 0.03, lambda _: 0.03, {"live.deadline_ms": 1000})
+    _run(pipeline, 3.0)
+    got = [f for _, f in collect.frames]
+    assert len(got) >= 20
+    seqs = [f.seq for f in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"frames out of order: {seqs}"
+    for f in got:
+        assert f.how == "privatized" and f.faces == 1 and not _is_raw(f.image)
+    # overlap, from the stages' own start/stop times (robust on a busy machine): while frame k is
+    # privatized, a later frame is being detected
+    det = {seq: (a, b) for seq, a, b in stream.faces.spans}  # type: ignore[union-attr]
+    overlapped = 0
+    for seqs_b, p0, p1 in mech.spans:
+        k = max(seqs_b)
+        if any(s > k and min(b, p1) - max(a, p0) > 0.005 for s, (a, b) in det.items()):
+            overlapped += 1
+    assert overlapped >= 0.6 * len(mech.spans), f"only {overlapped} of {len(mech.spans)} batches overlapped detection"
+    # throughput against the sequential rate of the same measured stage times (generous slack)
+    det_s = np.mean([b - a for a, b in det.values()])
+    priv_s = np.mean([p1 - p0 for _, p0, p1 in mech.spans])
+    t_out = [t for t, _ in collect.frames]
+    rate = (len(t_out) - 1) / (t_out[-1] - t_out[0])
+    sequential = 1.0 / (det_s + priv_s)
+    assert rate > 1.4 * sequential, f"{rate:.1f} fps published, sequential would be {sequential:.1f} fps"
+    stages = metrics.snapshot()["latency_capture_to_stage_end"]
+    for stage in ("picked", "detected", "privatized", "covered", "handed_to_outputs"):
+        assert stages[stage]["samples"] > 0, stage
+
+
+@pytest.mark.timeout(60)
+def test_live_late_privatization_is_fallback_covered_in_order_never_raw() -> None:
+    """Every 4th batch takes 0.5 s (deadline 200 ms): that frame, and the one queued behind it,
+    go out solid-covered by their deadline, in capture order, never raw; the rest privatized."""
+    deadline_ms = 200.0
+    pipeline, _, collect, mech, metrics = _pipelined(
+        "latecam", 0.01, lambda i: 0.5 if i % 4 == 3 else 0.01,
+        {"live.deadline_ms": deadline_ms, "live.fallback": "solid"}, fps=25.0)
+    _run(pipeline, 4.0)
+    got = collect.frames
+    assert len(got) >= 20
+    seqs = [f.seq for _, f in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"frames out of order: {seqs}"
+    hows = {f.how for _, f in got}
+    assert hows == {"privatized", "fallback"}, hows
+    x0, y0, x1, y1 = _BOX
+    for t_out, f in got:
+        assert not _is_raw(f.image), f"frame {f.seq} ({f.how}) shows the face"
+        if f.how == "fallback":
+            assert f.image[y0:y1, x0:x1].mean() < 5.0, "the fallback is the solid cover"
+        assert t_out - f.t_capture < deadline_ms / 1000 + 0.1, f"frame {f.seq} went out late"
+    # the slow batches' frames were not waited for: each fallback went out before its batch ended
+    slow_seqs = {s for seqs_b, p0, p1 in mech.spans if p1 - p0 > 0.4 for s in seqs_b}
+    fallback_seqs = {f.seq for _, f in got if f.how == "fallback"}
+    for _, f in got:
+        if f.seq in slow_seqs:
+            assert f.how == "fallback", f"frame {f.seq} was waited for beyond its give-up time"
+    c = metrics.snapshot()["counts"]
+    assert c["frames_fallback"] >= len(fallback_seqs) >= 1
+
+
+@pytest.mark.timeout(60)
+def test_live_stop_with_frames_in_flight_leaves_no_thread() -> None:
+    pipeline, stream, collect, _, _ = _pipelined("stopcam", 0.02, lambda _: 0.3, {"live.deadline_ms": 1000})
+    before = set(threading.enumerate())
+    pipeline.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    pipeline.stop("test")
+    assert time.monotonic() - t0 < 2.0, "stop took too long"
+    pipeline.raise_if_failed()
+    assert all(not t.is_alive() for t in pipeline.pipe.threads + pipeline._worker_threads)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and [t for t in threading.enumerate() if t not in before and t.is_alive()]:
+        time.sleep(0.05)
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not left, f"threads left running: {left}"
+    assert collect.closed and stream.ready.closed
+    assert len(collect.frames) >= 1 and all(not _is_raw(f.image) for _, f in collect.frames)

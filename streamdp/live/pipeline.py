@@ -3,14 +3,24 @@
 Per stream (threads)::
 
     [source]  read + reconnect ──latest slot──► [faces] detect + track (FaceStage)
-                   │                                 │ submit to the shared privatizer, wait until the deadline
-                   │                                 ▼
-                   │                        privatized, or cheap-covered copy ──latest slot──► [output]
+                   │                                 │ submit to the shared privatizer, go on with
+                   │                                 │ the next frame (at most IN_FLIGHT frames held)
+                   │                                 ▼ in capture order
+                   │                            [finish] wait for each job until its give-up time:
+                   │                            privatized, or cheap-covered copy ──latest slot──► [output]
                    │                                                                            │ paced at the
                    ▼                                                                            ▼ output rate
     (drops stale frames, counted)                                      [sink workers] RTSP / recording / preview
 
     [privatize]  ONE thread for all streams: collect_batch() over every stream's jobs → Privatizer.apply
+
+Detection of frame k+1 overlaps privatization of frame k (like the file pipeline), so a stream
+runs at 1/max(detect, privatize), not 1/(detect + privatize). The faces thread holds one of the
+stream's ``IN_FLIGHT`` (2) places from picking a frame until the finisher has handed it on; when
+both are taken (privatization is the slower stage) it waits for one before it picks the next
+frame, so it always detects the newest frame (the source slot drops the stale ones, counted),
+memory stays at two frames (+ their fallback copies) per stream, and latency cannot grow. The wait
+is bounded: the finisher frees a place at the latest at the oldest frame's give-up time.
 
 The rules that matter live:
 
@@ -18,9 +28,12 @@ The rules that matter live:
   after a missed deadline, or with no face to cover. Never raw.
 * Deadline (``live.deadline_ms``, from capture to the hand-off to the outputs): if
   privatization is not done in time, the frame's tracked faces are covered with
-  ``live.fallback`` on a private copy and that goes out; a frame that would still reach the
-  outputs after the deadline (detection too slow, a starved machine) is dropped instead, and the
-  last anonymized frame repeats. Never raw, never late.
+  ``live.fallback`` on a private copy (taken before the job is submitted: the mechanism works in
+  place) and that goes out; a frame that would still reach the outputs after the deadline
+  (detection too slow, a starved machine) is dropped instead, and the last anonymized frame
+  repeats. Never raw, never late.
+* Frames leave in capture order: one finisher per stream takes the jobs in the order they were
+  submitted, frames without faces included.
 * The output keeps the input's pace: a new frame goes out as soon as it is ready (at least half
   a frame interval after the previous one); when nothing new comes for 1.5 intervals (input
   stalled, reconnecting), the last anonymized frame is repeated at the output rate.
@@ -55,13 +68,14 @@ MIN_GAP = 0.5  # frame intervals between two published frames, at least (unless 
 HANDOFF_S = 0.010  # time allowed from a covered frame to its hand-off to the outputs
 REPEAT_AFTER = 1.5  # frame intervals without a new frame before the last one is repeated
 DEFAULT_FPS = 25.0
+IN_FLIGHT = 2  # frames per stream between picking and hand-off: one being detected, one privatizing
 _US = Fraction(1, 1_000_000)
 
 
 class LiveJob:
     """A frame handed to the shared privatizer, with its deadline."""
 
-    __slots__ = ("job", "deadline", "done", "ok", "abandoned")
+    __slots__ = ("job", "deadline", "done", "ok", "abandoned", "t_done")
 
     def __init__(self, job: FrameJob, deadline: float) -> None:
         self.job = job
@@ -69,6 +83,20 @@ class LiveJob:
         self.done = threading.Event()
         self.ok = False  # set (before ``done``) only when the mechanism has run on the frame
         self.abandoned = False  # the stream gave up waiting and covered a copy instead
+        self.t_done = 0.0  # time.monotonic() when the mechanism returned for it
+
+
+@dataclass
+class _Pending:
+    """A frame between the faces thread and the stream's finisher (capture order)."""
+
+    seq: int
+    t_capture: float
+    deadline: float
+    ready: CoveredFrame | None = None  # already covered (no face to cover)
+    job: LiveJob | None = None  # submitted to the shared privatizer (None: it was saturated)
+    faces: Any = None  # the tracked faces, for the fallback cover
+    raw: Any = None  # private copy of the frame for the fallback cover
 
 
 class SharedPrivatizer:
@@ -77,11 +105,12 @@ class SharedPrivatizer:
     def __init__(self, config: Config, mechanism: Mechanism, pipe: Pipeline, n_streams: int = 1) -> None:
         self.privatizer = Privatizer(config, mechanism)
         self.pipe = pipe
-        # Each stream has at most one frame in flight (its faces thread waits for it), so a batch
-        # is complete with one frame per stream: a single stream never waits for the batcher.
+        # A stream submits its next frame while the previous one is privatized, so a batch is
+        # complete with one frame per stream: a single stream never waits for the batcher.
         self.max_batch = max(1, min(config.batch.max_batch, n_streams))
         self.max_wait_s = config.batch.max_wait_ms / 1000.0
-        self.queue: queue.Queue = queue.Queue(max(4, 2 * self.max_batch))
+        # Room for every stream's frames in flight: a submit fails only when a stream misbehaves.
+        self.queue: queue.Queue = queue.Queue(max(4, 2 * self.max_batch, IN_FLIGHT * n_streams))
         self.skipped = 0  # jobs already past their deadline when their turn came
         self.batch_sizes: list[int] = []
 
@@ -102,10 +131,12 @@ class SharedPrivatizer:
             if not live:
                 continue
             self.privatizer.apply([j.job for j in live])
+            t_done = time.monotonic()
             self.batch_sizes.append(len(live))
             if len(self.batch_sizes) > 4096:
                 del self.batch_sizes[:2048]
             for j in live:
+                j.t_done = t_done
                 j.ok = True
                 j.done.set()
 
@@ -134,6 +165,10 @@ class LiveStream:
     faces: FaceStage | None = None
     faces_closed: bool = False
     ready: LatestSlot[CoveredFrame] = field(default_factory=LatestSlot)
+    # faces thread -> finisher, in capture order; bounded by ``places`` (IN_FLIGHT), not by size,
+    # so the end marker can always be put
+    pending: queue.Queue = field(default_factory=queue.Queue)
+    places: threading.Semaphore | None = None
     workers: list[SinkWorker] = field(default_factory=list)
     last: CoveredFrame | None = None
     output_fps: float | None = None
@@ -156,6 +191,8 @@ class LivePipeline:
         self._t_origin = time.monotonic()
         self._output_threads: list[threading.Thread] = []
         self._faces_threads: dict[str, threading.Thread] = {}
+        self._finish_threads: list[threading.Thread] = []
+        self.in_flight = IN_FLIGHT
         self._worker_threads: list[threading.Thread] = []
         self.started_at = time.monotonic()
         self.stopped_by: str | None = None
@@ -174,52 +211,109 @@ class LivePipeline:
         # A source blocked in a network read (up to live.read_timeout_s) must not delay the stop.
         self._spawn_daemon(f"source-{stream.name}", lambda: stream.source.run(self.pipe.stop_event))
 
+    def _take_place(self, stream: LiveStream) -> bool:
+        """Wait for one of the stream's in-flight places (False once stopping)."""
+        assert stream.places is not None
+        while not self.pipe.stop_event.is_set():
+            if stream.places.acquire(timeout=POLL_S):
+                return True
+        return False
+
     def _faces_loop(self, stream: LiveStream) -> None:
-        """Detect + track the newest frame, privatize it by its deadline (or cover a copy)."""
+        """Detect + track the newest frame, submit it to the privatizer, go on with the next one."""
         source, metrics, pipe = stream.source, stream.metrics, self.pipe
-        faces = stream.faces
-        assert faces is not None  # made in start()
+        faces, places = stream.faces, stream.places
+        assert faces is not None and places is not None  # made in start()
+        try:
+            # A place is taken *before* picking a frame: when the privatizer is the slower stage
+            # the wait happens here, and the frame then picked is the newest one.
+            while self._take_place(stream):
+                handed = False
+                try:
+                    cap = source.slot.get(timeout=POLL_S)
+                    if cap is None:
+                        if source.slot.closed and source.slot.empty:
+                            break
+                        continue
+                    deadline = cap.t_capture + self.deadline_s
+                    if time.monotonic() >= deadline:
+                        metrics.add("frames_dropped_late")
+                        continue
+                    frame = Frame(cap.seq, cap.image, pts=int(round((cap.t_capture - self._t_origin) * 1e6)), time_base=_US)
+                    metrics.add_stage("picked", time.monotonic() - cap.t_capture)
+                    job = faces.process(frame, stream.stream_id)
+                    metrics.add_stage("detected", time.monotonic() - cap.t_capture)
+                    if time.monotonic() >= deadline:
+                        metrics.add("frames_dropped_late")
+                        continue
+                    item = _Pending(cap.seq, cap.t_capture, deadline)
+                    if not len(job.faces):
+                        item.ready = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
+                    else:
+                        # The mechanism works in place: keep a private copy for the fallback cover,
+                        # taken before the job can reach the privatizer.
+                        item.raw, item.faces = cap.image.copy(), job.faces
+                        lj = LiveJob(job, deadline)
+                        if self.shared.submit(lj):
+                            item.job = lj
+                    stream.pending.put(item)  # unbounded queue: never blocks (``places`` bounds it)
+                    handed = True  # the finisher frees the place
+                finally:
+                    if not handed:
+                        places.release()
+        finally:
+            stream.pending.put(None)  # end marker: the finisher drains what is left, then stops
+
+    def _finish_loop(self, stream: LiveStream) -> None:
+        """Take the stream's frames in capture order; wait for each until its give-up time."""
+        metrics, pipe, places = stream.metrics, self.pipe, stream.places
+        assert places is not None
         cover_cost = 0.005  # running estimate of the fallback cover's cost, seconds
         try:
-            while not pipe.stop_event.is_set():
-                cap = source.slot.get(timeout=POLL_S)
-                if cap is None:
-                    if source.slot.closed and source.slot.empty:
-                        break
+            while True:
+                try:
+                    item: _Pending | None = pipe.get(stream.pending, timeout=None)
+                except queue.Empty:  # pragma: no cover - no timeout given
                     continue
-                deadline = cap.t_capture + self.deadline_s
-                if time.monotonic() >= deadline:
-                    metrics.add("frames_dropped_late")
-                    continue
-                frame = Frame(cap.seq, cap.image, pts=int(round((cap.t_capture - self._t_origin) * 1e6)), time_base=_US)
-                metrics.add_stage("picked", time.monotonic() - cap.t_capture)
-                job = faces.process(frame, stream.stream_id)
-                metrics.add_stage("detected", time.monotonic() - cap.t_capture)
-                if time.monotonic() >= deadline:
-                    metrics.add("frames_dropped_late")
-                    continue
-                if not len(job.faces):
-                    out = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
-                    metrics.add("frames_privatized")
-                else:
-                    raw = cap.image.copy()  # the mechanism works in place: keep a copy for the fallback
-                    lj = LiveJob(job, deadline)
-                    # Give up early enough that the cheap cover still finishes by the deadline.
-                    give_up = deadline - min(0.5 * self.deadline_s, 2.0 * cover_cost + HANDOFF_S)
-                    if self.shared.submit(lj) and lj.done.wait(max(0.0, give_up - time.monotonic())) and lj.ok:
-                        out = covered.privatized(job, cap.t_capture)
+                if item is None:
+                    break
+                try:
+                    out = item.ready
+                    if out is None:
+                        lj = item.job
+                        # Give up early enough that the cheap cover still finishes by the deadline.
+                        give_up = item.deadline - min(0.5 * self.deadline_s, 2.0 * cover_cost + HANDOFF_S)
+                        if lj is not None and self._wait_done(lj, give_up) and lj.ok:
+                            metrics.add_stage("privatized", lj.t_done - item.t_capture)
+                            out = covered.privatized(lj.job, item.t_capture)
+                        else:
+                            if lj is not None:
+                                lj.abandoned = True  # the privatizer skips it if it has not started
+                            t_cover = time.monotonic()
+                            out = covered.fallback(item.raw, item.faces, self.cover, item.seq, item.t_capture)
+                            cover_cost = 0.8 * cover_cost + 0.2 * (time.monotonic() - t_cover)
+                            metrics.add("frames_fallback")
+                    if out.how != "fallback":
                         metrics.add("frames_privatized")
-                    else:
-                        lj.abandoned = True
-                        t_cover = time.monotonic()
-                        out = covered.fallback(raw, job.faces, self.cover, cap.seq, cap.t_capture)
-                        cover_cost = 0.8 * cover_cost + 0.2 * (time.monotonic() - t_cover)
-                        metrics.add("frames_fallback")
-                metrics.add_stage("covered", time.monotonic() - cap.t_capture)
-                if stream.ready.put(out):
-                    metrics.add("frames_dropped_stale")
+                    metrics.add_stage("covered", time.monotonic() - item.t_capture)
+                    if stream.ready.put(out):
+                        metrics.add("frames_dropped_stale")
+                finally:
+                    places.release()
         finally:
+            # Stopping: frames still queued are simply not published (nothing raw was handed on).
             stream.ready.close()
+
+    def _wait_done(self, lj: LiveJob, give_up: float) -> bool:
+        """Wait for ``lj`` until ``give_up`` (in slices, to see a stop); True when it is done."""
+        while True:
+            left = give_up - time.monotonic()
+            if left <= 0:
+                return lj.done.is_set()
+            if lj.done.wait(min(left, POLL_S)):
+                return True
+            if self.pipe.stop_event.is_set():
+                raise Stopped
 
     def _output_loop(self, stream: LiveStream) -> None:
         """Publish new frames as they come, repeat the last one when the input stalls."""
@@ -295,6 +389,8 @@ class LivePipeline:
             self._spawn_source(stream)
         self.pipe.spawn("privatize", self.shared.run)
         for stream in self.streams:
+            stream.places = threading.Semaphore(max(1, self.in_flight))
+            self._finish_threads.append(self.pipe.spawn(f"finish-{stream.name}", lambda s=stream: self._finish_loop(s)))
             self._faces_threads[stream.name] = self.pipe.spawn(f"faces-{stream.name}", lambda s=stream: self._faces_loop(s))
             t = self.pipe.spawn(f"output-{stream.name}", lambda s=stream: self._output_loop(s))
             self._output_threads.append(t)
@@ -323,7 +419,8 @@ class LivePipeline:
     def wait_outputs(self, timeout: float = 5.0) -> None:
         """After every input ended: let the sink workers finish (flush, close) on their own."""
         deadline = time.monotonic() + timeout
-        for t in self._output_threads + self._worker_threads + list(self._faces_threads.values()):
+        threads = self._output_threads + self._worker_threads + list(self._faces_threads.values()) + self._finish_threads
+        for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
     def raise_if_failed(self) -> None:
