@@ -61,7 +61,7 @@ eval: install-eval
 	$(BIN)/streamdp eval $(EVAL_DATA) --out eval-out $(EVAL_ARGS)
 
 bench: install-test
-	$(BIN)/python benchmarks/throughput.py $(SAMPLE)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT) build *.egg-info .pytest_cache

@@ -83,7 +83,9 @@ def _blend(roi: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
     roi[...] = cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(roi), a, 1.0 - a)
 
 
-@lru_cache(maxsize=256)
+# A few entries only: a moving face makes a new key every frame, and an entry is up to a few MB
+# (256 entries held 550 MB at 720p); a still face or a still image still hits.
+@lru_cache(maxsize=8)
 def _band_alpha(
     h: int, w: int, bx0: int, by0: int, bx1: int, by1: int, band: float, shape: str
 ) -> np.ndarray:

@@ -6,6 +6,8 @@ ignored.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,9 +34,11 @@ class DetectConfig(_Section):
     tiles: Literal["auto"] | int = "auto"
     tile_size: int = Field(384, ge=128, le=2048)
     tile_overlap: float = Field(0.25, ge=0.0, le=0.75)
-    # Run the tiled search every N frames; the full frame is searched every frame. "auto": every
-    # 2nd frame for files, where backward dilation (track.lookback_seconds) covers a face found one
-    # frame late in the frames before it, and every frame live, where nothing can look back.
+    # The tiled search is spread over N frames (frame i searches tiles i mod N: each part of the
+    # frame once every N frames, at an even cost); the full frame and every tracked face are
+    # searched every frame. "auto": for files as many frames as the look-back covers
+    # (track.lookback_seconds: a face found k frames late is covered back to its first frame),
+    # live every frame (nothing can look back).
     tile_every: Literal["auto"] | int = "auto"
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
     # Faces cut by the frame's border: with the tile pass, also search tiles centred on the edges,
@@ -54,10 +58,11 @@ class DetectConfig(_Section):
         return v
 
     def effective_tile_every(self, lookback_frames: float) -> int:
-        """The tile schedule: an explicit N, or "auto" (2 when >= 2 frames of lookback cover it)."""
+        """The tile schedule: an explicit N, or "auto": N = the whole frames of look-back (a face
+        first searched N-1 frames after it appeared is covered back to then), 1 to 12."""
         if self.tile_every != "auto":
             return int(self.tile_every)
-        return 2 if lookback_frames >= 2 else 1
+        return int(min(12, max(1, math.floor(lookback_frames + 1e-9))))
 
 
 class TrackConfig(_Section):

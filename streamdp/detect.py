@@ -102,7 +102,12 @@ ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, ne
 COMFORT_SIZE = 0.25  # box side / model input side from which the model is reliable
 VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half the model's input
 VERIFY_IOU = 0.2
-MAX_VERIFY = 24  # verification calls per frame at most
+MAX_VERIFY = 64  # second looks per frame at most (a texture seen again is remembered: see REJECT_MEMORY_FRAMES)
+MAX_CONFIRM = 16  # tracked faces confirmed per frame at most
+REJECT_MEMORY_FRAMES = 6  # a rejected place is rejected again without a look for this many frames
+REJECT_MEMORY_IOU = 0.6
+REJECT_MEMORY_SLACK = 0.05  # ... unless the candidate now scores more than this above the rejected one
+CONFIRM = object()  # owner tag of a confirmation view (a tracked face's expected place)
 
 
 def default_model_path() -> Path:
@@ -354,6 +359,7 @@ class FaceDetector:
             self._init_mediapipe(model_path)
         self._plan_key: tuple[int, int] | None = None
         self._edge_key: tuple[int, int] | None = None
+        self._rejects: list[tuple[np.ndarray, float, int]] = []  # (box, score, frame index)
         self._edge_plan: list[Tile] = []
         self._plan: list[Tile] = []
         self._tile_bufs: dict[int, np.ndarray] = {}
@@ -372,6 +378,7 @@ class FaceDetector:
             "tile_passes": 0,
             "verified": 0,
             "rejected": 0,
+            "rejected_again": 0,
         }
 
     def _init_onnx(self, model_path: Path | str | None) -> None:
@@ -461,7 +468,12 @@ class FaceDetector:
         """
         return self.detect_batch([image_rgb], [frame_index])[0]
 
-    def detect_batch(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int]) -> list[Detections]:
+    def detect_batch(
+        self,
+        frames: Sequence[np.ndarray],
+        frame_indices: Sequence[int],
+        hints: Sequence[np.ndarray | None] | None = None,
+    ) -> list[Detections]:
         """``detect`` for several frames (any sizes) at once: with the onnx backend, every frame's
         full view and tiles go through the model in one call, and all their second looks in one
         more. Each frame's result is what ``detect`` would give for it alone."""
@@ -480,17 +492,33 @@ class FaceDetector:
         owners: list[tuple[int, Tile | None]] = []
         padded: dict[int, tuple[np.ndarray, int]] = {}  # frame -> (mirror-padded copy, pad)
         n_tiles = 0
+        n_confirm = 0
         for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
             views.append((img, 0, 0))
             owners.append((f, None))
             h, w = img.shape[:2]
-            tiles = self.tiles_for(w, h) if fi % self.tile_every == 0 else []
+            # The search is spread over ``tile_every`` frames: frame i searches every tile whose
+            # index is i modulo N, so each part of the frame is searched once every N frames at an
+            # even cost per frame (files: the look-back covers a face in the frames before it is
+            # found; live searches everything every frame).
+            phase = fi % self.tile_every
+            tiles = self.tiles_for(w, h)[phase :: self.tile_every]
             n_tiles += len(tiles)
             self.totals["tile_passes"] += 1 if tiles else 0
             for tile in tiles:
                 views.append((img[tile.y0 : tile.y1, tile.x0 : tile.x1], tile.x0, tile.y0))
                 owners.append((f, tile))
-            edges = self.edge_tiles_for(w, h) if fi % self.tile_every == 0 else []
+            # Tracked faces are confirmed every frame in a view at the model's favourite scale
+            # (what a second look is), so a small face found by a tile stays detected between
+            # its tiles' turns.
+            hint = None if hints is None else hints[f]
+            for box in ([] if hint is None else np.asarray(hint, np.float64).reshape(-1, 4)[:MAX_CONFIRM]):
+                view = self._look_view(img, box)
+                if view is not None:
+                    views.append(view)
+                    owners.append((f, CONFIRM))
+                    n_confirm += 1
+            edges = self.edge_tiles_for(w, h)[phase :: self.tile_every]
             if edges:
                 pad = self._edge_pad(w, h)
                 padded[f] = (mirror_padded(img, pad), pad)
@@ -515,21 +543,30 @@ class FaceDetector:
         for (f, tile), (b, s, k) in zip(owners, results):
             h, w = imgs[f].shape[:2]
             if tile is None:
-                parts[f].append((b, s, k, np.zeros(len(b), bool), _rel_size(b, max(w, h)), np.ones(len(b), bool)))
+                parts[f].append((b, s, k, np.zeros(len(b), bool), _rel_size(b, max(w, h)), np.ones(len(b), bool), np.zeros(len(b), bool)))
+            elif tile is CONFIRM:
+                if len(b):
+                    parts[f].append((b, s, k, np.zeros(len(b), bool), np.full(len(b), 0.5, np.float32), np.zeros(len(b), bool), np.ones(len(b), bool)))
             elif len(b):
                 cut = self._cut_flags(b, tile, w, h)
-                parts[f].append((b, s, k, cut, _rel_size(b, tile.size), np.zeros(len(b), bool)))
+                parts[f].append((b, s, k, cut, _rel_size(b, tile.size), np.zeros(len(b), bool), np.zeros(len(b), bool)))
         cands = [self._merge(*(np.concatenate(x) for x in zip(*p))) for p in parts]
 
         # 2. second looks, all in one go
-        plans = [self._verify_plan(img, *c, padded=padded.get(f)) for f, (img, c) in enumerate(zip(imgs, cands))]
+        # the rejection memory serves one stream's consecutive frames (detect / FaceStage)
+        single = len(imgs) == 1
+        memory = self._memory(frame_indices[0]) if single else None
+        plans = [self._verify_plan(img, *c, padded=padded.get(f), memory=memory) for f, (img, c) in enumerate(zip(imgs, cands))]
         looks = [crop for p in plans for crop in p[2]]
         look_results = iter(self._run_many(looks))
         out = []
         n_verify = 0
         for img, c, (keep, todo, crops) in zip(imgs, cands, plans):
             res = [next(look_results) for _ in crops]
-            boxes, scores, kps = self._verify_apply(c[0], c[1], c[2], keep, todo, res)
+            rejected: list[tuple[np.ndarray, float]] = []
+            boxes, scores, kps = self._verify_apply(c[0], c[1], c[2], keep, todo, res, rejected)
+            if single:
+                self._remember_rejected(frame_indices[0], rejected)
             n_verify += len(todo)
             out.append(self._finalize(boxes, scores, kps, img.shape[1], img.shape[0]))
         t_end = time.perf_counter()
@@ -543,6 +580,7 @@ class FaceDetector:
             "calls": float(calls),
             "tile_calls": float(n_tiles),
             "verify_calls": float(n_verify),
+            "confirm_calls": float(n_confirm),
             "candidates": float(sum(len(c[0]) for c in cands)),
             "batches": float(self.totals["batches"] - batches0),
         }
@@ -647,7 +685,7 @@ class FaceDetector:
             arrays = tuple(a[k] for a in arrays)
         return arrays
 
-    def _verify_plan(self, img, boxes, scores, kps, cut, rel, full, padded=None):  # type: ignore[no-untyped-def]
+    def _verify_plan(self, img, boxes, scores, kps, cut, rel, full, confirm=None, padded=None, memory=None):  # type: ignore[no-untyped-def]
         """Decide every candidate by the score the model gives it at its favourite scale.
 
         Returns ``(keep, todo, looks)``: the candidates kept without a second look (and the
@@ -685,11 +723,24 @@ class FaceDetector:
         need = self.new_face_score
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         sure = (scores >= ACCEPT_SCORE) & (rel >= COMFORT_SIZE) & ~cut
+        if confirm is not None:
+            # seen in a confirmation view, which is already a look at the favourite scale
+            sure |= confirm & (scores >= need)
         # a second look would see about the full frame again: judge the full frame's look
         own_look = full & (VERIFY_CONTEXT * size >= 0.9 * max(w, h)) & ~sure
         keep = sure | (own_look & (scores >= need))
         todo = np.flatnonzero(~sure & ~own_look)
         keep[todo] = scores[todo] >= thr  # the fallback for candidates over the cap
+        if memory is not None and len(todo) and len(memory[0]):
+            # A candidate where a second look rejected one a moment ago, scoring no better, is a
+            # texture seen again: rejected without another look (bounded: the memory lasts
+            # ``REJECT_MEMORY_FRAMES`` frames, then the place is looked at again).
+            mem_boxes, mem_scores = memory
+            iou = box_iou(boxes[todo], mem_boxes)
+            again = ((iou >= REJECT_MEMORY_IOU) & (scores[todo, None] <= mem_scores[None, :] + REJECT_MEMORY_SLACK)).any(axis=1)
+            keep[todo[again]] = False
+            self.totals["rejected_again"] += int(again.sum())
+            todo = todo[~again]
         todo = todo[np.argsort(-scores[todo], kind="stable")][:MAX_VERIFY]
         looks = []
         for i in todo:
@@ -709,13 +760,41 @@ class FaceDetector:
             looks.append((img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)], x0, y0))
         return keep, todo, looks
 
-    def _verify_apply(self, boxes, scores, kps, keep, todo, results):  # type: ignore[no-untyped-def]
+    def _memory(self, frame_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and scores rejected by a second look within the last ``REJECT_MEMORY_FRAMES``."""
+        self._rejects = [r for r in self._rejects if 0 <= frame_index - r[2] < REJECT_MEMORY_FRAMES]
+        if not self._rejects:
+            return np.zeros((0, 4)), np.zeros(0)
+        return np.array([r[0] for r in self._rejects]), np.array([r[1] for r in self._rejects])
+
+    def _remember_rejected(self, frame_index: int, rejected: list[tuple[np.ndarray, float]]) -> None:
+        self._rejects.extend((b, s_, frame_index) for b, s_ in rejected)
+        del self._rejects[:-256]  # bounded
+
+    @staticmethod
+    def _look_view(img: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+        """The square crop of ``VERIFY_CONTEXT`` x the box around it (clipped to the frame)."""
+        h, w = img.shape[:2]
+        size = float(max(box[2] - box[0], box[3] - box[1]))
+        if not np.isfinite(size) or size < 4:
+            return None
+        c = (box[:2] + box[2:]) / 2
+        side = int(round(min(VERIFY_CONTEXT * size, max(w, h))))
+        x0 = int(np.clip(round(c[0] - side / 2), 0, max(w - side, 0)))
+        y0 = int(np.clip(round(c[1] - side / 2), 0, max(h - side, 0)))
+        view = img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)]
+        if view.shape[0] < 4 or view.shape[1] < 4:
+            return None
+        return view, x0, y0
+
+    def _verify_apply(self, boxes, scores, kps, keep, todo, results, rejected=None):  # type: ignore[no-untyped-def]
         """Keep a looked-at candidate when its second look's matching detection reaches
         ``new_face_score``; that detection's box and keypoints replace the candidate's."""
         if len(boxes) == 0:
             return boxes, scores, kps
         need = self.new_face_score
         keep = keep.copy()
+        rejected = [] if rejected is None else rejected
         out_b, out_s, out_k = boxes.copy(), scores.copy(), kps.copy()
         for i, (vb, vs, vk) in zip(todo, results):
             j = _match(vb, boxes[i]) if len(vb) else -1
@@ -726,6 +805,7 @@ class FaceDetector:
             else:
                 keep[i] = False
                 self.totals["rejected"] += 1
+                rejected.append((boxes[i].copy(), float(scores[i])))
         return out_b[keep], out_s[keep], out_k[keep]
 
     def _finalize(self, boxes, scores, kps, w: int, h: int) -> Detections:  # type: ignore[no-untyped-def]

@@ -62,11 +62,12 @@ class FaceStage:
         self.track_stats = StageStats("track")
 
     def process(self, frame: Frame, stream_id: int = 0) -> FrameJob:
+        t = frame.time_s if frame.time_s is not None else frame.index / self.fps
         self.detect_stats.start()
-        detected = self.detector.detect(frame.image, frame.index)
+        hints = self.tracker.predicted_boxes(t)  # tracked faces are confirmed where expected
+        detected = self.detector.detect_batch([frame.image], [frame.index], [hints])[0]
         self.detect_stats.stop()
         self.track_stats.start()
-        t = frame.time_s if frame.time_s is not None else frame.index / self.fps
         covered = self.tracker.update(detected, t, (frame.width, frame.height))
         self.track_stats.stop()
         self.counts.add(detected, covered)

@@ -133,6 +133,14 @@ class FaceTracker:
         active = {t.id for t in self._tracks}
         return {tid: {**s, "active": tid in active} for tid, s in self._stats.items()}
 
+    def predicted_boxes(self, time_s: float | None) -> np.ndarray:
+        """(N, 4) where the live tracks' faces are expected at ``time_s`` (un-margined xyxy),
+        for the detector to confirm them there."""
+        if not self._tracks:
+            return np.zeros((0, 4))
+        t = time_s if time_s is not None else self._n_updates / self.fps
+        return _xywh_to_xyxy(np.array([tr.predict(t) for tr in self._tracks]))
+
     def reset(self) -> None:
         """Forget the live tracks (ids keep counting up: they are never reused)."""
         self._tracks = []

@@ -242,13 +242,31 @@ def test_medium_face_cut_by_tile_borders_found_once(detector):
 
 
 @needs_media
-def test_tile_every_skips_the_tile_pass(detector):
+def test_tile_every_spreads_the_tile_pass_over_frames(detector):
+    """tile_every N: frame i searches tiles i mod N; over N frames every tile exactly once."""
     img = read_rgb(MEDIA / "multi_face.jpg")
     with FaceDetector(DetectConfig(tile_every=3)) as det:
-        det.detect(img, frame_index=3)
-        assert det.last_timing["tile_calls"] > 0
-        det.detect(img, frame_index=4)
-        assert det.last_timing["tile_calls"] == 0
+        h, w = img.shape[:2]
+        n_all = len(det.tiles_for(w, h)) + len(det.edge_tiles_for(w, h))
+        counts = []
+        for i in range(3, 6):
+            det.detect(img, frame_index=i)
+            counts.append(det.last_timing["tile_calls"])
+        assert sum(counts) == n_all and max(counts) - min(counts) <= 2
+
+
+@needs_media
+def test_tracked_faces_are_confirmed_every_frame(detector):
+    """With hints (the tracker's expected boxes), a face is found in its confirmation view even
+    on a frame whose tile turn does not include it."""
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    with FaceDetector(DetectConfig(tile_every=12)) as det:
+        full = det.detect_batch([img], [0])[0]  # frame 0: its tiles' turn
+        assert len(full)
+        later = det.detect_batch([img], [5], [full.boxes])[0]
+        assert det.last_timing["confirm_calls"] == min(len(full), 16)
+        found = (box_iou(full.boxes, later.boxes) > 0.5).any(axis=1) if len(later) else np.zeros(len(full), bool)
+        assert found.mean() >= 0.9, (full.boxes, later.boxes)
 
 
 def test_detector_rejects_bad_input_and_closes():
