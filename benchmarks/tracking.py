@@ -31,7 +31,11 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--size", default="640x360")
     p.add_argument("--plot", type=Path, default=None, help="write a figure of raw face-frames and tracks per scene")
+    p.add_argument("--ladder", type=int, nargs="*", default=None,
+                   help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
     args = p.parse_args()
+    if args.ladder is not None:
+        return ladder(args)
     size = tuple(int(v) for v in args.size.split("x"))
     totals: dict[str, dict[str, float]] = {}
     t0 = time.time()
@@ -80,6 +84,36 @@ def main() -> int:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.plot, dpi=110)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def ladder(args: argparse.Namespace) -> int:
+    from synth import pick_face_photos
+
+    from streamdp.eval.tracking import score, size_ladder, track_scene
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    heights = args.ladder or [20, 24, 32, 40, 48, 64]
+    print(f"faces per height: 3 x {len(args.seeds)} seeds, 4 s at {args.size}; face-frames with any raw pixel / > 10% raw")
+    print("| face height (px) | live: raw any / >10% / of | files: raw any / >10% / of | tracks / people (live) |")
+    print("|---|---|---|---|")
+    for fh in heights:
+        cells = {"live": [0, 0, 0], "files": [0, 0, 0]}
+        tracks = people = 0
+        for seed in args.seeds:
+            photos = [ph for _, ph in pick_face_photos(args.faces, 3, seed=seed)]
+            sc = size_ladder(photos, [fh], size=size)[0]  # type: ignore[arg-type]
+            for mode in ("live", "files"):
+                r = score(track_scene(sc, files=mode == "files"))
+                c = cells[mode]
+                c[0] += r["face_frames_raw_any_pixel"]
+                c[1] += r["face_frames_raw_over_10pct"]
+                c[2] += r["face_frames"]
+                if mode == "live":
+                    tracks += r["tracks"]
+                    people += r["people"]
+        lv, fl = cells["live"], cells["files"]
+        print(f"| {fh} | {lv[0]} / {lv[1]} / {lv[2]} | {fl[0]} / {fl[1]} / {fl[2]} | {tracks} / {people} |", flush=True)
     return 0
 
 

@@ -100,6 +100,9 @@ class DpImageConfig(_Section):
     # None: the generator design shipped inside the package (models/dpimage-gan, needs the
     # random-face package); "autoencoder": the first, small autoencoder (models/dpimage); or a folder.
     model: Path | None = None
+    # A model folder outside streamdp's own must be allowed explicitly (its privacy metadata is
+    # still validated); streamdp's own files are checked against their shipped checksums.
+    allow_custom_model: bool = False
     mechanism: Literal["laplace", "metric", "gaussian", "identity-only", "none"] = "laplace"
     epsilon: float = Field(8.0, gt=0.0)
     delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only

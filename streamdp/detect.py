@@ -389,6 +389,10 @@ class FaceDetector:
             path = path.with_suffix(".onnx")
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
+        from .model_files import is_shipped, verify_shipped
+
+        if is_shipped(path):
+            verify_shipped(path)
         self._runner: BlazeFaceRunner | None = BlazeFaceRunner(path, min_score=self._proposal_score)
         self.model_path = path
         self._finalizer = weakref.finalize(self, lambda: None)

@@ -79,7 +79,7 @@ def test_the_autoencoder_dp_image_never_raises_and_covers_uncertain_boxes(tmp_pa
     folder = tmp_path_factory.getbasetemp() / "fuzz_ae"
     if not (folder / "encoder.onnx").is_file():
         build_tiny_model(folder)
-    mech = DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)}))
+    mech = DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True}))
     img = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
     raw = img.copy()
     mech.apply([FrameJob(Frame(0, img, pts=0, time_base=Fraction(1, 25)), dets)])

@@ -84,7 +84,7 @@ def test_dp_image_encodes_once_per_release_and_accounts_it(tmp_path: Path, inter
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {
         "mechanism.name": "dp-image",
-        "mechanism.dp_image.model": str(folder),
+        "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
         "mechanism.dp_image.release_interval": interval,
         "mechanism.dp_image.epsilon": 2.0,
     })
@@ -116,7 +116,7 @@ def test_dp_image_context_blur_smooths_the_box_outside_the_face(tmp_path: Path) 
     for blur in (0.0, 0.1):
         config = load_config(None, {
             "mechanism.name": "dp-image",
-            "mechanism.dp_image.model": str(folder),
+            "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
             "mechanism.dp_image.context_blur": blur,
             "mechanism.feather": 0.0,
         })
@@ -139,7 +139,7 @@ def test_dp_image_untracked_faces_are_each_their_own_release(tmp_path: Path) -> 
     from streamdp.mechanisms.dp_image import DpImage
 
     folder = build_tiny_model(tmp_path / "m")
-    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)})
+    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True})
     mech = DpImage(config)
     mech.apply([_face_job(0, 0.0, track_id=-1), _face_job(0, 0.0, track_id=-1)])
     mech.apply([_face_job(0, 0.0, track_id=-1)])
@@ -161,7 +161,7 @@ def test_dp_image_decodes_every_n_frames_and_still_covers_each_frame(
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {
         "mechanism.name": "dp-image",
-        "mechanism.dp_image.model": str(folder),
+        "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
         "mechanism.dp_image.decode_every": decode_every,
     })
     mech = DpImage(config)
@@ -229,7 +229,7 @@ def test_overlapping_faces_reach_only_their_own_release(tmp_path: Path, blur: fl
 
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {
-        "mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder),
+        "mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
         "mechanism.dp_image.context_blur": blur, "mechanism.dp_image.seed": 5,
     })
     rng = np.random.default_rng(1)
@@ -266,7 +266,7 @@ def test_context_blur_spreads_nothing_of_the_face_into_the_ring(tmp_path: Path) 
 
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {
-        "mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder),
+        "mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
         "mechanism.dp_image.context_blur": 0.15, "mechanism.dp_image.seed": 5, "mechanism.feather": 0.0,
     })
     texture = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
@@ -302,7 +302,7 @@ def test_per_track_rows_show_frames_pixelated_as_too_small(tmp_path: Path) -> No
     from streamdp.mechanisms.dp_image import DpImage
 
     folder = build_tiny_model(tmp_path / "m")
-    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)})
+    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True})
     mech = DpImage(config)
     mech.apply([_face_job(0, 0.0, eye_distance=8.0), _face_job(1, 0.1, eye_distance=8.0)])  # too small
     mech.apply([_face_job(2, 0.2)])
@@ -322,7 +322,7 @@ def test_dp_image_covers_a_lagging_or_cut_face_box_whole(tmp_path: Path, kind: s
     from streamdp.types import Detections, FrameJob
 
     folder = build_tiny_model(tmp_path / "m")
-    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)})
+    config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True})
     job = _face_job(0, 0.0)
     job.frame.image[...] = np.random.default_rng(4).integers(0, 256, job.frame.image.shape, dtype=np.uint8)
     f = job.faces
@@ -341,3 +341,35 @@ def test_dp_image_covers_a_lagging_or_cut_face_box_whole(tmp_path: Path, kind: s
     changed = (job.frame.image[y0:y1, x0:x1] != raw[y0:y1, x0:x1]).any(axis=2)
     assert changed.mean() > 0.97, f"{(~changed).sum()} raw pixels left in the cover box"
     assert mech.describe()["faces_pixelated_under"] == 1
+
+
+def test_a_model_outside_streamdp_needs_the_explicit_flag(tmp_path: Path) -> None:
+    from streamdp.config import load_config
+    from streamdp.mechanisms.dp_image import DpImage
+
+    folder = build_tiny_model(tmp_path / "m")
+    with pytest.raises(ModelError, match="allow_custom_model"):
+        DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)}))
+
+
+def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from streamdp import model_files
+    from streamdp.detect import FaceDetector
+
+    FaceDetector().close()  # the real list: loads
+    bad = tmp_path / "SHA256SUMS"
+    bad.write_text(model_files.MANIFEST.read_text().replace(
+        model_files.sha256_of(model_files.MODELS / "face_detection_short_range.onnx"), "0" * 64))
+    monkeypatch.setattr(model_files, "MANIFEST", bad)
+    with pytest.raises(ModelError, match="does not match its shipped checksum"):
+        FaceDetector()
+
+
+def test_the_checksum_list_covers_every_shipped_model_file() -> None:
+    from streamdp import model_files
+
+    listed = model_files._manifest()
+    for p in model_files.MODELS.rglob("*"):
+        if p.is_file() and p.suffix in (".onnx", ".tflite", ".npz"):
+            rel = p.relative_to(model_files.MODELS).as_posix()
+            assert listed.get(rel) == model_files.sha256_of(p), rel

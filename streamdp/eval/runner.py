@@ -467,6 +467,11 @@ def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str]
         return None
     cfg = load_config(opts.config_path, opts.base_overrides)
     src = resolve_model_dir(cfg.mechanism.dp_image.model)
+    from ..mechanisms.dp_image import check_model_dir
+
+    # the source is checked (checksums, or the explicit allow_custom_model) before it is copied;
+    # the snapshot is then that same, already checked folder
+    check_model_dir(src, cfg, tuple(f.name for f in src.iterdir() if f.suffix in (".onnx", ".npz")))
     base = Path(opts.cache_dir) / "models" if opts.cache_dir is not None else Path(tempfile.mkdtemp(prefix="streamdp-eval-"))
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="incoming-", dir=base))
@@ -483,7 +488,8 @@ def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str]
         shutil.rmtree(tmp)
     else:
         tmp.rename(dst)
-    opts.base_overrides = {**opts.base_overrides, "mechanism.dp_image.model": str(dst)}
+    opts.base_overrides = {**opts.base_overrides, "mechanism.dp_image.model": str(dst),
+                           "mechanism.dp_image.allow_custom_model": True}
     return {"source": str(src), "snapshot": str(dst), **meta}
 
 

@@ -92,6 +92,7 @@ class Setting:
             }
             if p.get("model"):
                 out["mechanism.dp_image.model"] = p["model"]
+                out["mechanism.dp_image.allow_custom_model"] = True  # named in the sweep: explicit
             if "context_blur" in p:
                 out["mechanism.dp_image.context_blur"] = p["context_blur"]
             return out

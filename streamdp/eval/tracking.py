@@ -177,25 +177,52 @@ class TrackedFrame:
     boxes: np.ndarray  # (N, 4) cover boxes
 
 
-def track_scene(scene: Scene, config: Any = None, seed: int = 0) -> list[TrackedFrame]:
-    """Run the detector and tracker over the scene's frames (live's path: no look-back)."""
+def track_scene(scene: Scene, config: Any = None, seed: int = 0, files: bool = False) -> list[TrackedFrame]:
+    """Run the detector and tracker over the scene's frames: live's path (no look-back, the tile
+    search every frame) or, with ``files``, the file pipeline's (tile search spread over the
+    look-back, the look-back dilation)."""
     from fractions import Fraction
 
     from ..config import Config
+    from ..lookback import LookbackDilator
     from ..pipeline import FaceStage
     from ..types import Frame
 
     config = config if config is not None else Config()
-    stage = FaceStage(config, scene.fps)
+    lookback_s = config.track.lookback_seconds if files else 0.0
+    stage = FaceStage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
+    dilator = LookbackDilator(lookback_s, scene.fps)
+    gts_by_index: dict[int, list[GroundTruthFace]] = {}
     out: list[TrackedFrame] = []
+
+    def take(job: Any) -> None:
+        out.append(TrackedFrame(gts_by_index.pop(job.frame.index), np.asarray(job.faces.track_ids).copy(),
+                                np.asarray(job.faces.boxes, np.float64).copy()))
+
     try:
         for k, (t, img, gts) in enumerate(render(scene, seed)):
+            gts_by_index[k] = gts
             frame = Frame(k, img, pts=int(round(t * 1000)), time_base=Fraction(1, 1000))
-            job = stage.process(frame)
-            out.append(TrackedFrame(gts, np.asarray(job.faces.track_ids).copy(), np.asarray(job.faces.boxes, np.float64).copy()))
+            for job in dilator.push(stage.process(frame)):
+                take(job)
+        for job in dilator.flush():
+            take(job)
     finally:
         stage.close()
     return out
+
+
+def size_ladder(photos: Sequence[Path], heights: Sequence[int], size: tuple[int, int] = (1280, 720), seconds: float = 4.0) -> list[Scene]:
+    """One scene per face height (inner face, brows to chin, in pixels): three faces of that size
+    drifting slowly across a smooth background. For "the smallest face reliably covered"."""
+    w, h = size
+    scenes = []
+    for fh in heights:
+        actors = [Actor(photos[i % len(photos)], [(0, (0.2 + 0.3 * i) * w, (0.3 + 0.2 * i) * h, fh, 0),
+                                                   (seconds, (0.25 + 0.3 * i) * w, (0.35 + 0.2 * i) * h, fh, 0)])
+                  for i in range(3)]
+        scenes.append(Scene(f"faces_{fh}px", actors, seconds, size))
+    return scenes
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

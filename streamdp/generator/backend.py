@@ -44,10 +44,14 @@ def generator_data_dir() -> Path:
         if spec is None or not spec.submodule_search_locations:
             raise ModelError(f"dp-image's face generator is not installed (the random-face package): {INSTALL_HINT}")
         d = Path(next(iter(spec.submodule_search_locations))) / "data"
+    from ..model_files import verify_generator_file
+
     for name in ("MappingNetwork", "SynthesisNetwork"):
         for ext in ("xml", "bin"):
             if not (d / f"{name}.{ext}").is_file():
                 raise ModelError(f"face generator file missing: {d / f'{name}.{ext}'} ({INSTALL_HINT})")
+            if not override:  # STREAMDP_GENERATOR_DIR is a developer's explicit choice
+                verify_generator_file(d / f"{name}.{ext}")
     return d
 
 

@@ -144,10 +144,24 @@ def model_format(model_dir: Path) -> str:
     return fmt
 
 
+def check_model_dir(model_dir: Path, config: Config, names: tuple[str, ...]) -> None:
+    """streamdp's own model files must match their checksums; another folder needs
+    ``mechanism.dp_image.allow_custom_model`` (``model_files.check_model_path``)."""
+    from ..model_files import check_model_path
+
+    allow = config.mechanism.dp_image.allow_custom_model
+    for name in names:
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        check_model_path(path, allow, "dp-image model")
+
+
 def build_dp_image(config: Config) -> Mechanism:
     """The dp-image mechanism for the configured model folder: the generator design
     (``dpimage-gan-v1``, the default) or the autoencoder (``dpimage-v1``)."""
     model_dir = resolve_model_dir(config.mechanism.dp_image.model)
+    check_model_dir(model_dir, config, ("encoder.onnx",))
     if model_format(model_dir) == "dpimage-gan-v1":
         from .dp_image_gan import GanDpImage
 
@@ -170,7 +184,10 @@ class DpImage(Mechanism):
         self.cfg = cfg
         self.max_batch = config.batch.max_batch
         self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
-        self.model = PrivatizerModel(resolve_model_dir(cfg.model) if cfg.model is not None else AUTOENCODER_MODEL_DIR)
+        model_dir = resolve_model_dir(cfg.model) if cfg.model is not None else AUTOENCODER_MODEL_DIR
+        if model_dir.is_dir():
+            check_model_dir(model_dir, config, ("encoder.onnx", "decoder.onnx"))
+        self.model = PrivatizerModel(model_dir)
         self.crop_size = self.model.crop_size
         self.mask = face_mask(self.crop_size, self.model.mask_feather)
         self.latent_mechanism = build_latent_mechanism(

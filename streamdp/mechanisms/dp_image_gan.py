@@ -102,13 +102,14 @@ class GanDpImage(Mechanism):
         from ..generator.render import FaceRenderer, generated_face_mask
         from ..privacy.accounting import TrackNoiseBank
         from ..privacy.mechanisms import build_latent_mechanism, validate_metadata
-        from .dp_image import _check_io, _session, select_providers
+        from .dp_image import _check_io, _session, check_model_dir, select_providers
         from .pixel import Pixelate
 
         cfg = config.mechanism.dp_image
         self.cfg = cfg
         self.model_dir = model_dir
         self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
+        check_model_dir(model_dir, config, ("encoder.onnx", "latent.npz"))
         enc_path = model_dir / "encoder.onnx"
         self.encoder = _session(enc_path, select_providers())
         self.metadata = dict(self.encoder.get_modelmeta().custom_metadata_map)

@@ -115,6 +115,10 @@ def stamp_metadata(path: Path, meta: dict[str, str]) -> str:
         p.key, p.value = k, v
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+    from ..model_files import is_shipped, write_manifest
+
+    if is_shipped(path):  # a retrained model in the package: its checksum goes in the list
+        write_manifest()
     return digest
 
 
