@@ -232,9 +232,10 @@ def plan_tiles(width: int, height: int, cfg: DetectConfig) -> list[Tile]:
     if cfg.tiles == 0:
         return []
     if cfg.tiles == "auto":
-        if long_ <= _AUTO_TILE_RATIO * cfg.tile_size:
+        tile_size = cfg.effective_tile_size()  # "auto" here is live's; pipelines settle it (for_pipeline)
+        if long_ <= _AUTO_TILE_RATIO * tile_size:
             return []
-        base = cfg.tile_size
+        base = tile_size
     else:
         n = int(cfg.tiles)
         # n rows of squares covering the height with the configured overlap

@@ -54,7 +54,7 @@ class FaceStage:
         from .detect import FaceDetector
         from .track import FaceTracker
 
-        self.detector = FaceDetector(config.detect, tile_every=config.detect.effective_tile_every(lookback_frames))
+        self.detector = FaceDetector(config.detect.for_pipeline(lookback_frames))
         self.tracker = FaceTracker(config.track, fps)
         self.fps = fps
         self.counts = FaceCounts()
