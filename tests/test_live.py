@@ -885,3 +885,25 @@ def test_live_stop_with_frames_in_flight_leaves_no_thread() -> None:
     assert not left, f"threads left running: {left}"
     assert collect.closed and stream.ready.closed
     assert len(collect.frames) >= 1 and all(not _is_raw(f.image) for _, f in collect.frames)
+
+
+@pytest.mark.timeout(60)
+def test_live_overlap_stops_when_latency_nears_the_deadline() -> None:
+    """A 30 ms detector and a 120 ms privatizer against a 200 ms deadline: overlapping would make
+    every frame slower (on a CPU the stages share the cores), so the stream falls back to detect,
+    then privatize (nothing in flight when the next frame is picked); frames stay covered, in order."""
+    pipeline, stream, collect, mech, metrics = _pipelined("edgecam", 0.03, lambda _: 0.12, {"live.deadline_ms": 200})
+    _run(pipeline, 3.0)
+    assert not stream.overlap and stream.latency_ewma > 0.5
+    got = [f for _, f in collect.frames]
+    assert len(got) >= 5 and all(not _is_raw(f.image) for f in got)
+    seqs = [f.seq for f in got]
+    assert seqs == sorted(seqs)
+    det = stream.faces.spans  # type: ignore[union-attr]
+    t_switch = det[0][1] + 2.0  # the switch takes ~8 frames (~1 s here); look at the last second
+    late = [(p0, p1) for _, p0, p1 in mech.spans if p0 > t_switch]
+    assert len(late) >= 3, "too few batches after the switch"
+    overlapping = sum(1 for p0, p1 in late for _, a, b in det if min(b, p1) - max(a, p0) > 0.005)
+    assert overlapping <= 1, f"{overlapping} detections overlapped privatization after the switch"
+    c = metrics.snapshot()["counts"]
+    assert c["frames_pipelined"] < c["frames_privatized"] + c["frames_fallback"]

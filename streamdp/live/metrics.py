@@ -114,6 +114,7 @@ COUNTERS: dict[str, str] = {
     "frames_fallback": "frames published with the cheap fallback cover (privatizer missed the deadline)",
     "frames_published": "new anonymized frames handed to the outputs",
     "frames_repeated": "times the last anonymized frame was repeated to keep the output rate",
+    "frames_pipelined": "frames picked while the previous one was still being privatized (overlap)",
     "frames_output_dropped": "frames an output could not take (disconnected or too slow)",
     "input_connects": "successful input (re)connections",
     "input_errors": "input failures (open errors, disconnects, stalls)",

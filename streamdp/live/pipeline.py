@@ -22,6 +22,14 @@ frame, so it always detects the newest frame (the source slot drops the stale on
 memory stays at two frames (+ their fallback copies) per stream, and latency cannot grow. The wait
 is bounded: the finisher frees a place at the latest at the oldest frame's give-up time.
 
+Overlap buys throughput with per-frame latency when the stages share the CPU (two cores, with
+decode and encode running too): each stage runs slower while the other one runs. So the overlap
+is on only while there is slack under the deadline: each stream keeps a running mean of its
+frames' capture→covered time (a frame dropped late counts as the whole deadline); above
+``SEQUENTIAL_ABOVE`` of the deadline the faces thread waits until nothing is in flight before it
+picks the next frame (detect, then privatize, as before), below ``OVERLAP_BELOW`` it overlaps
+again. Frames picked while another was in flight are counted (``frames_pipelined``).
+
 The rules that matter live:
 
 * A frame is published only as a ``CoveredFrame`` (``covered.py``): privatized, cheap-covered
@@ -69,6 +77,9 @@ HANDOFF_S = 0.010  # time allowed from a covered frame to its hand-off to the ou
 REPEAT_AFTER = 1.5  # frame intervals without a new frame before the last one is repeated
 DEFAULT_FPS = 25.0
 IN_FLIGHT = 2  # frames per stream between picking and hand-off: one being detected, one privatizing
+SEQUENTIAL_ABOVE = 0.75  # mean capture->covered (fraction of the deadline) above which overlap stops
+OVERLAP_BELOW = 0.5  # ... and below which it starts again
+LATENCY_EWMA = 0.2  # weight of each frame in that running mean (reacts within ~8 frames)
 _US = Fraction(1, 1_000_000)
 
 
@@ -165,10 +176,13 @@ class LiveStream:
     faces: FaceStage | None = None
     faces_closed: bool = False
     ready: LatestSlot[CoveredFrame] = field(default_factory=LatestSlot)
-    # faces thread -> finisher, in capture order; bounded by ``places`` (IN_FLIGHT), not by size,
+    # faces thread -> finisher, in capture order; bounded by the places (IN_FLIGHT), not by size,
     # so the end marker can always be put
     pending: queue.Queue = field(default_factory=queue.Queue)
-    places: threading.Semaphore | None = None
+    places: threading.Condition = field(default_factory=threading.Condition)  # guards n_in_flight
+    n_in_flight: int = 0  # frames between picking and hand-off (at most IN_FLIGHT)
+    overlap: bool = True  # pick the next frame while this one is privatized (see the module doc)
+    latency_ewma: float = 0.0  # running mean of capture->covered, as a fraction of the deadline
     workers: list[SinkWorker] = field(default_factory=list)
     last: CoveredFrame | None = None
     output_fps: float | None = None
@@ -212,18 +226,42 @@ class LivePipeline:
         self._spawn_daemon(f"source-{stream.name}", lambda: stream.source.run(self.pipe.stop_event))
 
     def _take_place(self, stream: LiveStream) -> bool:
-        """Wait for one of the stream's in-flight places (False once stopping)."""
-        assert stream.places is not None
-        while not self.pipe.stop_event.is_set():
-            if stream.places.acquire(timeout=POLL_S):
-                return True
-        return False
+        """Wait for one of the stream's in-flight places (False once stopping). Without overlap,
+        wait until nothing is in flight."""
+        limit = max(1, self.in_flight) if stream.overlap else 1
+        with stream.places:
+            while stream.n_in_flight >= limit:
+                if self.pipe.stop_event.is_set():
+                    return False
+                stream.places.wait(POLL_S)
+            if self.pipe.stop_event.is_set():
+                return False
+            if stream.n_in_flight:
+                stream.metrics.add("frames_pipelined")
+            stream.n_in_flight += 1
+        return True
+
+    @staticmethod
+    def _free_place(stream: LiveStream) -> None:
+        with stream.places:
+            stream.n_in_flight -= 1
+            stream.places.notify_all()
+
+    def _note_latency(self, stream: LiveStream, fraction: float) -> None:
+        """Update the running latency mean and switch the overlap with hysteresis."""
+        stream.latency_ewma += LATENCY_EWMA * (fraction - stream.latency_ewma)
+        if stream.overlap and stream.latency_ewma > SEQUENTIAL_ABOVE:
+            stream.overlap = False
+            log.debug("stream %s: latency %.2f of the deadline, overlap off", stream.name, stream.latency_ewma)
+        elif not stream.overlap and stream.latency_ewma < OVERLAP_BELOW:
+            stream.overlap = True
+            log.debug("stream %s: latency %.2f of the deadline, overlap on", stream.name, stream.latency_ewma)
 
     def _faces_loop(self, stream: LiveStream) -> None:
         """Detect + track the newest frame, submit it to the privatizer, go on with the next one."""
         source, metrics, pipe = stream.source, stream.metrics, self.pipe
-        faces, places = stream.faces, stream.places
-        assert faces is not None and places is not None  # made in start()
+        faces = stream.faces
+        assert faces is not None  # made in start()
         try:
             # A place is taken *before* picking a frame: when the privatizer is the slower stage
             # the wait happens here, and the frame then picked is the newest one.
@@ -238,6 +276,7 @@ class LivePipeline:
                     deadline = cap.t_capture + self.deadline_s
                     if time.monotonic() >= deadline:
                         metrics.add("frames_dropped_late")
+                        self._note_latency(stream, 1.0)
                         continue
                     frame = Frame(cap.seq, cap.image, pts=int(round((cap.t_capture - self._t_origin) * 1e6)), time_base=_US)
                     metrics.add_stage("picked", time.monotonic() - cap.t_capture)
@@ -245,6 +284,7 @@ class LivePipeline:
                     metrics.add_stage("detected", time.monotonic() - cap.t_capture)
                     if time.monotonic() >= deadline:
                         metrics.add("frames_dropped_late")
+                        self._note_latency(stream, 1.0)
                         continue
                     item = _Pending(cap.seq, cap.t_capture, deadline)
                     if not len(job.faces):
@@ -256,18 +296,17 @@ class LivePipeline:
                         lj = LiveJob(job, deadline)
                         if self.shared.submit(lj):
                             item.job = lj
-                    stream.pending.put(item)  # unbounded queue: never blocks (``places`` bounds it)
+                    stream.pending.put(item)  # unbounded queue: never blocks (the places bound it)
                     handed = True  # the finisher frees the place
                 finally:
                     if not handed:
-                        places.release()
+                        self._free_place(stream)
         finally:
             stream.pending.put(None)  # end marker: the finisher drains what is left, then stops
 
     def _finish_loop(self, stream: LiveStream) -> None:
         """Take the stream's frames in capture order; wait for each until its give-up time."""
-        metrics, pipe, places = stream.metrics, self.pipe, stream.places
-        assert places is not None
+        metrics, pipe = stream.metrics, self.pipe
         cover_cost = 0.005  # running estimate of the fallback cover's cost, seconds
         try:
             while True:
@@ -295,11 +334,13 @@ class LivePipeline:
                             metrics.add("frames_fallback")
                     if out.how != "fallback":
                         metrics.add("frames_privatized")
-                    metrics.add_stage("covered", time.monotonic() - item.t_capture)
+                    t_covered = time.monotonic() - item.t_capture
+                    metrics.add_stage("covered", t_covered)
+                    self._note_latency(stream, t_covered / self.deadline_s)
                     if stream.ready.put(out):
                         metrics.add("frames_dropped_stale")
                 finally:
-                    places.release()
+                    self._free_place(stream)
         finally:
             # Stopping: frames still queued are simply not published (nothing raw was handed on).
             stream.ready.close()
@@ -389,7 +430,6 @@ class LivePipeline:
             self._spawn_source(stream)
         self.pipe.spawn("privatize", self.shared.run)
         for stream in self.streams:
-            stream.places = threading.Semaphore(max(1, self.in_flight))
             self._finish_threads.append(self.pipe.spawn(f"finish-{stream.name}", lambda s=stream: self._finish_loop(s)))
             self._faces_threads[stream.name] = self.pipe.spawn(f"faces-{stream.name}", lambda s=stream: self._faces_loop(s))
             t = self.pipe.spawn(f"output-{stream.name}", lambda s=stream: self._output_loop(s))
@@ -437,6 +477,9 @@ class LivePipeline:
 
                 snap["faces"] = asdict(faces.counts)
                 snap["tracks"] = faces.tracker.total_tracks
+                # busy time per frame of the stream's own stages (the privatizer's is shared, below)
+                busy = {"detect": getattr(faces, "detect_stats", None), "track": getattr(faces, "track_stats", None)}
+                snap["stage_busy"] = {name: stats.as_dict() for name, stats in busy.items() if stats is not None}
             snap["sinks"] = {w.sink.name: getattr(w.sink, "frames_written", None) for w in stream.workers}
             streams.append(snap)
         return {
