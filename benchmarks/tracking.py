@@ -31,6 +31,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--size", default="640x360")
     p.add_argument("--plot", type=Path, default=None, help="write a figure of raw face-frames and tracks per scene")
+    p.add_argument("--files", action="store_true", help="the file pipeline's path (look-back, spread tile search) instead of live's")
     p.add_argument("--ladder", type=int, nargs="*", default=None,
                    help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
     args = p.parse_args()
@@ -42,7 +43,7 @@ def main() -> int:
     for seed in args.seeds:
         photos = [ph for _, ph in pick_face_photos(args.faces, 3, seed=seed)]
         for sc in standard_scenes(photos, size=size, seconds=args.seconds):  # type: ignore[arg-type]
-            r = score(track_scene(sc))
+            r = score(track_scene(sc, files=args.files))
             agg = totals.setdefault(sc.name, {})
             for k, v in r.items():
                 if k in ("idf1", "mota"):
@@ -51,7 +52,8 @@ def main() -> int:
                     agg[k] = agg.get(k, 0) + v
     cols = ["people", "tracks", "false_tracks", "id_switches", "fragmentations", "idf1", "face_frames",
             "face_frames_raw_any_pixel", "face_frames_raw_over_10pct"]
-    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {time.time() - t0:.0f} s")
+    path = "files (look-back)" if args.files else "live (no look-back)"
+    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, {time.time() - t0:.0f} s")
     print("| scene | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, agg in totals.items():
