@@ -104,6 +104,8 @@ VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half th
 VERIFY_IOU = 0.2
 MAX_VERIFY = 64  # second looks per frame at most (a texture seen again is remembered: see REJECT_MEMORY_FRAMES)
 MAX_CONFIRM = 16  # tracked faces confirmed per frame at most
+GATE_LEVELS = 6  # grey levels of mean change in a 32x32 block that make a tile "changed"
+GATE_REFRESH = 8  # a tile is searched again after this many skipped turns whatever its pixels
 REJECT_MEMORY_FRAMES = 6  # a rejected place is rejected again without a look for this many frames
 REJECT_MEMORY_IOU = 0.6
 REJECT_MEMORY_SLACK = 0.05  # ... unless the candidate now scores more than this above the rejected one
@@ -361,6 +363,9 @@ class FaceDetector:
         self._plan_key: tuple[int, int] | None = None
         self._edge_key: tuple[int, int] | None = None
         self._rejects: list[tuple[np.ndarray, float, int]] = []  # (box, score, frame index)
+        self._gate_size: tuple[int, int] | None = None
+        self._gate_ref: dict[tuple[int, int, int], np.ndarray] = {}  # tile -> its 1/4 grey copy at its last search
+        self._gate_state: dict[tuple[int, int, int], int] = {}  # tile -> turns skipped in a row
         self._edge_plan: list[Tile] = []
         self._plan: list[Tile] = []
         self._tile_bufs: dict[int, np.ndarray] = {}
@@ -380,6 +385,7 @@ class FaceDetector:
             "verified": 0,
             "rejected": 0,
             "rejected_again": 0,
+            "tiles_skipped_unchanged": 0,
         }
 
     def _init_onnx(self, model_path: Path | str | None) -> None:
@@ -496,6 +502,9 @@ class FaceDetector:
         views: list[tuple[np.ndarray, int, int]] = []
         owners: list[tuple[int, Tile | None]] = []
         padded: dict[int, tuple[np.ndarray, int]] = {}  # frame -> (mirror-padded copy, pad)
+        # the rejection memory and the change gate serve one stream's consecutive frames
+        # (detect / FaceStage); a batch of several frames is searched in full
+        single = len(imgs) == 1
         n_tiles = 0
         n_confirm = 0
         for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
@@ -508,6 +517,10 @@ class FaceDetector:
             # found; live searches everything every frame).
             phase = fi % self.tile_every
             tiles = self.tiles_for(w, h)[phase :: self.tile_every]
+            edges = self.edge_tiles_for(w, h)[phase :: self.tile_every]
+            hint = None if hints is None else hints[f]
+            if single and self.cfg.skip_unchanged:
+                tiles, edges = self._changed_only(img, tiles, edges, hint)
             n_tiles += len(tiles)
             self.totals["tile_passes"] += 1 if tiles else 0
             for tile in tiles:
@@ -516,14 +529,12 @@ class FaceDetector:
             # Tracked faces are confirmed every frame in a view at the model's favourite scale
             # (what a second look is), so a small face found by a tile stays detected between
             # its tiles' turns.
-            hint = None if hints is None else hints[f]
             for box in ([] if hint is None else np.asarray(hint, np.float64).reshape(-1, 4)[:MAX_CONFIRM]):
                 view = self._look_view(img, box)
                 if view is not None:
                     views.append(view)
                     owners.append((f, CONFIRM))
                     n_confirm += 1
-            edges = self.edge_tiles_for(w, h)[phase :: self.tile_every]
             if edges:
                 pad = self._edge_pad(w, h)
                 padded[f] = (mirror_padded(img, pad), pad)
@@ -552,14 +563,12 @@ class FaceDetector:
             elif tile is CONFIRM:
                 if len(b):
                     parts[f].append((b, s, k, np.zeros(len(b), bool), np.full(len(b), 0.5, np.float32), np.zeros(len(b), bool), np.ones(len(b), bool)))
-            elif len(b):
+            if tile is not None and tile is not CONFIRM and len(b):
                 cut = self._cut_flags(b, tile, w, h)
                 parts[f].append((b, s, k, cut, _rel_size(b, tile.size), np.zeros(len(b), bool), np.zeros(len(b), bool)))
         cands = [self._merge(*(np.concatenate(x) for x in zip(*p))) for p in parts]
 
         # 2. second looks, all in one go
-        # the rejection memory serves one stream's consecutive frames (detect / FaceStage)
-        single = len(imgs) == 1
         memory = self._memory(frame_indices[0]) if single else None
         plans = [self._verify_plan(img, *c, padded=padded.get(f), memory=memory) for f, (img, c) in enumerate(zip(imgs, cands))]
         looks = [crop for p in plans for crop in p[2]]
@@ -764,6 +773,46 @@ class FaceDetector:
             y0 = int(np.clip(round(c[1] - side / 2), 0, max(h - side, 0)))
             looks.append((img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)], x0, y0))
         return keep, todo, looks
+
+    def _changed_only(self, img: np.ndarray, tiles: list[Tile], edges: list[Tile], hints: np.ndarray | None) -> tuple[list[Tile], list[Tile]]:
+        """The scheduled tiles worth searching. A tile is skipped only when its own pixels have
+        not changed since it was last searched (no 32x32 block's mean absolute difference, on a 1/4
+        grey copy, above ``GATE_LEVELS``; each tile keeps its own reference, so a neighbour's
+        search never refreshes it), no tracked face is in it (a face its last search found is a
+        track now), and it was not skipped ``GATE_REFRESH`` turns in a row. Same pixels, same result: a
+        static camera's background is not searched again and again."""
+        import cv2
+
+        h, w = img.shape[:2]
+        small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+        if self._gate_size != (w, h):
+            self._gate_size = (w, h)
+            self._gate_ref = {}
+            self._gate_state = {}
+        hint_boxes = np.zeros((0, 4)) if hints is None else np.asarray(hints, np.float64).reshape(-1, 4)
+
+        def keep(t: Tile) -> bool:
+            key = (t.x0, t.y0, t.size)
+            x0, y0 = max(t.x0, 0), max(t.y0, 0)
+            x1, y1 = min(t.x1, w), min(t.y1, h)
+            crop = small[y0 // 4 : max(y0 // 4 + 1, y1 // 4), x0 // 4 : max(x0 // 4 + 1, x1 // 4)]
+            ref = self._gate_ref.get(key)
+            changed = True
+            if ref is not None and ref.shape == crop.shape:
+                diff = cv2.absdiff(crop, ref)
+                blocks = cv2.resize(diff, (max(1, diff.shape[1] // 8), max(1, diff.shape[0] // 8)), interpolation=cv2.INTER_AREA)
+                changed = bool(blocks.max() > GATE_LEVELS)
+            tracked = bool(len(hint_boxes)) and bool(((hint_boxes[:, 0] < x1) & (hint_boxes[:, 2] > x0) & (hint_boxes[:, 1] < y1) & (hint_boxes[:, 3] > y0)).any())
+            skips = self._gate_state.get(key, 0)
+            if changed or tracked or skips >= GATE_REFRESH:
+                self._gate_state[key] = 0
+                self._gate_ref[key] = crop.copy()  # what this search sees
+                return True
+            self._gate_state[key] = skips + 1
+            self.totals["tiles_skipped_unchanged"] += 1
+            return False
+
+        return [t for t in tiles if keep(t)], [t for t in edges if keep(t)]
 
     def _memory(self, frame_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Boxes and scores rejected by a second look within the last ``REJECT_MEMORY_FRAMES``."""

@@ -405,3 +405,28 @@ def test_detector_and_tracker_on_video(detector):
         assert out.track_ids.tolist() == [1]
     assert tr.total_tracks == 1
     assert tr.track_stats()[1]["frames_detected"] == len(frames)
+
+
+@needs_media
+def test_skip_unchanged_searches_only_tiles_that_changed(detector):
+    """detect.skip_unchanged: an identical frame searches no tile again; a face pasted into the
+    frame makes the tiles around it search again, and it is found."""
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    h, w = img.shape[:2]
+    blank = np.full_like(img, 90)
+    blank[::7, ::5] = 200  # some texture, no face
+    with FaceDetector(DetectConfig(skip_unchanged=True, tile_every=1)) as det:
+        det.detect_batch([blank], [0], [None])
+        det.detect_batch([blank], [1], [None])
+        assert det.last_timing["tile_calls"] == 0
+        full = FaceDetector(DetectConfig()).detect(img, 0)
+        assert len(full)
+        x0, y0, x1, y1 = full.boxes[0].astype(int)
+        pad = (x1 - x0) // 2
+        xa, ya = max(x0 - pad, 0), max(y0 - pad, 0)
+        xb, yb = min(x1 + pad, w), min(y1 + pad, h)
+        moved = blank.copy()
+        moved[ya:yb, xa:xb] = img[ya:yb, xa:xb]
+        found = det.detect_batch([moved], [2], [None])[0]
+        assert det.last_timing["tile_calls"] > 0
+        assert len(found) and (box_iou(full.boxes[:1], found.boxes) > 0.5).any()
