@@ -89,11 +89,16 @@ class Privatizer:
 
     def apply(self, jobs: list[FrameJob]) -> None:
         self.stats.start()
+        # The fallback covers the faces as they were handed in: a mechanism that fails after
+        # changing its jobs' boxes (NaN, emptied) must not take the cover's geometry with it.
+        faces = [job.faces.copy() for job in jobs]
         try:
             self.mechanism.apply(jobs)
         except Exception:  # noqa: BLE001 - a privatizer fault must never reveal a face
             self.failures += 1
             log.exception("mechanism %s failed on a batch; covering those faces with solid fill", self.mechanism.name)
+            for job, f in zip(jobs, faces):
+                job.faces = f
             self.fallback.apply(jobs)
         self.stats.stop(len(jobs))
         self.batches += 1

@@ -92,6 +92,10 @@ class Detections:
             self.predicted[index],
         )
 
+    def copy(self) -> Detections:
+        """A deep copy (the arrays too): what a stage that may modify its input keeps aside."""
+        return Detections(self.boxes.copy(), self.scores.copy(), self.keypoints.copy(), self.track_ids.copy(), self.predicted.copy())
+
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]

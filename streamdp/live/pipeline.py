@@ -290,9 +290,9 @@ class LivePipeline:
                     if not len(job.faces):
                         item.ready = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
                     else:
-                        # The mechanism works in place: keep a private copy for the fallback cover,
-                        # taken before the job can reach the privatizer.
-                        item.raw, item.faces = cap.image.copy(), job.faces
+                        # The mechanism works in place: keep private copies (pixels and boxes) for
+                        # the fallback cover, taken before the job can reach the privatizer.
+                        item.raw, item.faces = cap.image.copy(), job.faces.copy()
                         lj = LiveJob(job, deadline)
                         if self.shared.submit(lj):
                             item.job = lj
