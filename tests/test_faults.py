@@ -100,3 +100,31 @@ def test_a_mechanism_that_fails_covers_its_faces_solid(clip: Path, tmp_path: Pat
         box = det.detect(fa.astype(np.uint8), 0).boxes[0].astype(int)
     x0, y0, x1, y1 = box
     assert np.abs(fa[y0:y1, x0:x1] - fb[y0:y1, x0:x1]).mean() > 30
+
+
+def test_the_output_disk_filling_up_stops_with_one_line_and_nothing_left(clip: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """An injected ENOSPC while muxing: exit code non-zero, a one-line error naming the problem,
+    no output and no temporary file left, the input untouched."""
+    import errno
+
+    from streamdp import sink as sink_mod
+
+    real = sink_mod.VideoSink._mux_video
+    count = {"n": 0}
+
+    def full(self, packet):  # type: ignore[no-untyped-def]
+        count["n"] += 1
+        if count["n"] > 12:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, packet)
+
+    monkeypatch.setattr(sink_mod.VideoSink, "_mux_video", full)
+    digest = _digest(clip)
+    out = tmp_path / "out.mp4"
+    code = main(["run", str(clip), "-o", str(out), "-m", "pixelate", "-q"])
+    assert code != 0
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.mp4")]
+    assert _digest(clip) == digest
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and err.strip().count("\n") <= 1, err
