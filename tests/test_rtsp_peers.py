@@ -453,3 +453,40 @@ def test_relay_publishes_to_a_gstreamer_rtsp_server_in_record_mode(tmp_path: Pat
     frames = [int(v) for v in re.findall(r"frames=(\d+)", out)]
     assert frames and frames[-1] >= 40, f"{out}\n{err[-1500:]}\nrelay: {relay.stderr[-1500:] if relay else ''}"
     assert "size=640x360" in out, out
+
+
+def test_serve_auth_refuses_readers_without_the_credentials_and_serves_those_with_them(tmp_path: Path) -> None:
+    """--serve-user (password from STREAMDP_SERVE_PASSWORD): a reader without credentials gets 401,
+    one with rtsp://user:password@ reads frames; the password never reaches the relay's output."""
+    import os
+    import socket
+
+    port = rs.free_port()
+    password = "s3cret-pw"
+    env_before = os.environ.get("STREAMDP_SERVE_PASSWORD")
+    os.environ["STREAMDP_SERVE_PASSWORD"] = password
+    try:
+        relay = rs.Relay([str(SAMPLE), "--loop", "--serve", str(port), "--serve-user", "viewer", "-m", "pixelate"],
+                         tmp_path, max_seconds=40).start()
+    finally:
+        if env_before is None:
+            os.environ.pop("STREAMDP_SERVE_PASSWORD", None)
+        else:
+            os.environ["STREAMDP_SERVE_PASSWORD"] = env_before
+    try:
+        assert _wait(lambda: f":{port}/anon" in relay.stderr or not relay.alive(), 20), relay.stderr
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(f"DESCRIBE rtsp://127.0.0.1:{port}/anon RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+            head = s.recv(4096).decode()
+        assert head.startswith("RTSP/1.0 401") and "WWW-Authenticate: Basic" in head, head
+        frames = []
+        for _, img in rs.read_frames(f"rtsp://viewer:{password}@127.0.0.1:{port}/anon", seconds=20, open_timeout=15):
+            frames.append(img)
+            if len(frames) >= 10:
+                break
+        assert len(frames) >= 10
+        rc, _ = relay.stop(signal.SIGINT)
+    finally:
+        relay.stop(signal.SIGKILL)
+    assert rc == 0, relay.stderr[-2000:]
+    assert password not in relay.stderr and password not in relay.stdout

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
 
 log = logging.getLogger("streamdp.live")
 
@@ -41,7 +44,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--record", type=Path, metavar="FILE", help="also record the anonymized video to FILE")
     p.add_argument("--serve", type=_port, metavar="PORT",
                    help="serve the result over RTSP on PORT (built-in server): rtsp://HOST:PORT/PATH")
-    p.add_argument("--serve-host", default="0.0.0.0", help="address --serve listens on (default 0.0.0.0)")
+    p.add_argument("--serve-host", default="127.0.0.1",
+                   help="address --serve listens on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--serve-user", metavar="USER",
+                   help="require RTSP Basic auth from --serve's readers: this user, the password from the "
+                        "STREAMDP_SERVE_PASSWORD environment variable (never on the command line)")
     p.add_argument("--serve-path", default="anon", help="path of the served stream (default anon)")
     p.add_argument("--show", action="store_true", help="preview window (q or Esc quits)")
     p.add_argument("-m", "--mechanism", help="blur, pixelate, solid or dp-image (default from config)")
@@ -155,7 +162,13 @@ class _Session:
         if self.server is None:
             from .serve import ServerProcess
 
-            self.server = ServerProcess(self.args.serve_host, self.args.serve).start()
+            auth = None
+            if getattr(self.args, "serve_user", None):
+                password = os.environ.get("STREAMDP_SERVE_PASSWORD", "")
+                if not password:
+                    raise ConfigError("--serve-user needs the password in the STREAMDP_SERVE_PASSWORD environment variable")
+                auth = f"{self.args.serve_user}:{password}"
+            self.server = ServerProcess(self.args.serve_host, self.args.serve, auth=auth).start()
             if not self.args.quiet:
                 host = "127.0.0.1" if self.args.serve_host in ("0.0.0.0", "::", "") else self.args.serve_host
                 print(f"streamdp: serving rtsp://{host}:{self.server.port}/{path}  "

@@ -12,7 +12,13 @@ then retry over TCP (VLC: ``--rtsp-tcp`` makes it ask for TCP first).
 * DESCRIBE of a path nobody publishes answers ``404``.
 * A reader that cannot keep up (more than ``MAX_READER_BACKLOG`` bytes queued) is dropped rather
   than letting memory grow.
-* No authentication: credentials a client sends are ignored (and never logged).
+* Authentication (optional): with credentials (``RtspServer(auth="user:password")``, or the
+  ``STREAMDP_RTSP_AUTH`` environment variable for ``python -m``: never on a command line, where
+  ``ps`` shows it), every request but OPTIONS needs ``Authorization: Basic`` with them, or gets
+  ``401`` with ``WWW-Authenticate: Basic``; FFmpeg, GStreamer and VLC send it from
+  ``rtsp://user:password@host/path``. Credentials are compared in constant time and never logged.
+  Basic auth sends them base64-encoded, not encrypted: for a network beyond the machine, put the
+  server behind a tunnel or VPN.
 
 Run standalone (loopback by default)::
 
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hmac
 import itertools
 import logging
 import os
@@ -40,7 +48,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 _REASONS = {
-    200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 454: "Session Not Found",
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 454: "Session Not Found",
     453: "Not Enough Bandwidth", 455: "Method Not Valid in This State", 461: "Unsupported Transport",
     500: "Internal Server Error",
 }  # fmt: skip
@@ -170,6 +178,11 @@ class _Conn:
             self.reply(cseq, 400)
             return
         method, url = parts[0].upper(), parts[1]
+        if self.server._auth is not None and method != "OPTIONS":
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server._auth.encode("ascii")):
+                self.reply(cseq, 401, {"WWW-Authenticate": 'Basic realm="streamdp"'})
+                return
         handler = getattr(self, f"_on_{method.lower()}", None)
         if handler is None:
             self.reply(cseq, 405, {"Allow": PUBLIC})
@@ -288,9 +301,10 @@ class _Conn:
 class RtspServer:
     """The server; ``start()`` runs it on a background thread, ``stop()`` closes every connection."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8554) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8554, auth: str | None = None) -> None:
         self.host = host
         self.port = port
+        self._auth = None if not auth else "Basic " + base64.b64encode(auth.encode("utf-8")).decode("ascii")
         self._paths: dict[str, _Path] = {}
         self._conns: set[_Conn] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -404,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parent = os.getppid()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="rtsp-server: %(message)s")
     try:
-        server = RtspServer(args.host, args.port).start()
+        server = RtspServer(args.host, args.port, auth=os.environ.get("STREAMDP_RTSP_AUTH") or None).start()
     except OSError as exc:
         print(f"rtsp-server: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 from ..errors import ConfigError
 
@@ -20,15 +21,19 @@ log = logging.getLogger(__name__)
 
 
 class ServerProcess:
-    def __init__(self, host: str, port: int, start_timeout: float = 10.0) -> None:
+    def __init__(self, host: str, port: int, start_timeout: float = 10.0, auth: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.auth = auth  # "user:password" (to the child in its environment, never its command line)
         self.start_timeout = start_timeout
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
         cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", self.host, "--port", str(self.port), "--exit-with-parent"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("STREAMDP_RTSP_AUTH", None)
+        if self.auth:
+            env["STREAMDP_RTSP_AUTH"] = self.auth
         # stderr is inherited: the server's rare warnings ("rtsp-server: ...") join the relay's.
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
         line: list[str] = []
@@ -43,7 +48,13 @@ class ServerProcess:
         return self
 
     def publish_url(self, path: str) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/{path.strip('/')}"
+        """Where the relay publishes (loopback), with the credentials when there are any (the
+        publisher's logs redact them: live/redact.py)."""
+        cred = ""
+        if self.auth:
+            user, _, password = self.auth.partition(":")
+            cred = f"{quote(user, safe='')}:{quote(password, safe='')}@"
+        return f"rtsp://{cred}127.0.0.1:{self.port}/{path.strip('/')}"
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
