@@ -127,6 +127,37 @@ def vfr_steps(n_frames: int, fps: int, seed: int = 0) -> list[Fraction]:
     return [choices[int(k)] for k in rng.integers(0, len(choices), n_frames)]
 
 
+def _face_patches(photos: list[Path], face_heights: tuple[int, ...]) -> tuple[list[np.ndarray], list[tuple[float, float, float, float]]]:
+    """Each photo's pasted patch at its face height, and its inner face box relative to the patch."""
+    px0, py0, px1, py1 = LFW_PATCH
+    fx0, fy0, fx1, fy1 = LFW_FACE
+    patches: list[np.ndarray] = []
+    face_rel: list[tuple[float, float, float, float]] = []
+    for i, photo in enumerate(photos):
+        rgb = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        patch = rgb[py0:py1, px0:px1]
+        ph = face_heights[i % len(face_heights)]
+        scale = ph / patch.shape[0]
+        pw = int(round(patch.shape[1] * scale))
+        patches.append(cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA))
+        face_rel.append(((fx0 - px0) * scale, (fy0 - py0) * scale, (fx1 - px0) * scale, (fy1 - py0) * scale))
+    return patches, face_rel
+
+
+def _compose(bg: np.ndarray, patches: list[np.ndarray], face_rel: list[tuple[float, float, float, float]], t: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The frame at time ``t`` (s) and its inner face boxes: each patch on its lane over ``bg``."""
+    height, width = bg.shape[:2]
+    img = bg.copy()
+    boxes = []
+    for i, patch in enumerate(patches):
+        ph, pw = patch.shape[:2]
+        x, y = _face_track(i, len(patches), t, width, height, pw, ph)
+        img[y : y + ph, x : x + pw] = patch
+        rx0, ry0, rx1, ry1 = face_rel[i]
+        boxes.append((int(round(x + rx0)), int(round(y + ry0)), int(round(x + rx1)), int(round(y + ry1))))
+    return img, boxes
+
+
 def make_ground_truth_video(
     path: str | Path,
     faces_dir: Path,
@@ -150,18 +181,7 @@ def make_ground_truth_video(
     picks = pick_face_photos(faces_dir, n_faces, seed)
     bg = textured_background(width, height, seed)
 
-    patches: list[np.ndarray] = []
-    face_rel: list[tuple[float, float, float, float]] = []
-    px0, py0, px1, py1 = LFW_PATCH
-    fx0, fy0, fx1, fy1 = LFW_FACE
-    for i, (_, photo) in enumerate(picks):
-        rgb = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        patch = rgb[py0:py1, px0:px1]
-        ph = face_heights[i % len(face_heights)]
-        scale = ph / patch.shape[0]
-        pw = int(round(patch.shape[1] * scale))
-        patches.append(cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA))
-        face_rel.append(((fx0 - px0) * scale, (fy0 - py0) * scale, (fx1 - px0) * scale, (fy1 - py0) * scale))
+    patches, face_rel = _face_patches([photo for _, photo in picks], face_heights)
 
     if vfr:
         steps = vfr_steps(n_frames, fps, seed)
@@ -182,15 +202,7 @@ def make_ground_truth_video(
         astream = _add_aac_stream(container) if with_audio else None
 
         for k in range(n_frames):
-            t = float(times[k])
-            img = bg.copy()
-            frame_boxes = []
-            for i, patch in enumerate(patches):
-                ph, pw = patch.shape[:2]
-                x, y = _face_track(i, len(patches), t, width, height, pw, ph)
-                img[y : y + ph, x : x + pw] = patch
-                rx0, ry0, rx1, ry1 = face_rel[i]
-                frame_boxes.append((int(round(x + rx0)), int(round(y + ry0)), int(round(x + rx1)), int(round(y + ry1))))
+            img, frame_boxes = _compose(bg, patches, face_rel, float(times[k]))
             boxes.append(frame_boxes)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = int(times[k] / time_base)
@@ -372,28 +384,7 @@ def ground_truth_frames(
 ) -> list[tuple[np.ndarray, list[tuple[int, int, int, int]]]]:
     """The frames ``make_ground_truth_video`` would encode (same faces, background and motion),
     uncompressed and in memory: ``[(rgb, inner face boxes), ...]``."""
-    width, height = size
-    bg = textured_background(width, height, seed)
-    px0, py0, px1, py1 = LFW_PATCH
-    fx0, fy0, fx1, fy1 = LFW_FACE
-    patches, face_rel = [], []
-    for i, (_, photo) in enumerate(pick_face_photos(faces_dir, n_faces, seed)):
-        rgb = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        patch = rgb[py0:py1, px0:px1]
-        ph = face_heights[i % len(face_heights)]
-        scale = ph / patch.shape[0]
-        pw = int(round(patch.shape[1] * scale))
-        patches.append(cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA))
-        face_rel.append(((fx0 - px0) * scale, (fy0 - py0) * scale, (fx1 - px0) * scale, (fy1 - py0) * scale))
-    out = []
-    for k in range(n_frames):
-        img = bg.copy()
-        frame_boxes = []
-        for i, patch in enumerate(patches):
-            ph, pw = patch.shape[:2]
-            x, y = _face_track(i, len(patches), k / fps, width, height, pw, ph)
-            img[y : y + ph, x : x + pw] = patch
-            rx0, ry0, rx1, ry1 = face_rel[i]
-            frame_boxes.append((int(round(x + rx0)), int(round(y + ry0)), int(round(x + rx1)), int(round(y + ry1))))
-        out.append((img, frame_boxes))
-    return out
+    bg = textured_background(size[0], size[1], seed)
+    picks = pick_face_photos(faces_dir, n_faces, seed)
+    patches, face_rel = _face_patches([photo for _, photo in picks], face_heights)
+    return [_compose(bg, patches, face_rel, k / fps) for k in range(n_frames)]

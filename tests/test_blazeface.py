@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,22 +19,7 @@ from streamdp.blazeface import (
 from streamdp.config import DetectConfig
 from streamdp.detect import FaceDetector, box_iou, default_model_path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-MEDIA = SHARED / "media"
-FACES = SHARED / "data" / "faces"
-
-needs_media = pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA}")
-needs_faces = pytest.mark.skipif(
-    not (FACES / "splits.json").is_file(), reason=f"shared face photographs not found at {FACES}"
-)
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert bgr is not None, path
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+from conftest import FACES, MEDIA, needs_faces, needs_media, read_rgb
 
 
 def video_frames(name: str, step: int, limit: int) -> list[np.ndarray]:

@@ -294,6 +294,21 @@ def test_relay_reconnects_when_a_listen_receiver_stops_and_another_comes_back(
     assert counts.get("output_connects", 0) >= 2 and counts.get("output_errors", 0) >= 1, counts
 
 
+def _run_until_ok(cmd: list[str], deadline: float, result: dict, parse) -> None:  # type: ignore[no-untyped-def]
+    """Run a client command until it exits 0 (the path may not be published yet) or the deadline;
+    ``result`` gets its exit code and what ``parse`` reads from its output."""
+    while time.monotonic() < deadline:
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            result.update(rc=None, err="timed out")
+            return
+        result.update(rc=p.returncode, **parse(p))
+        if p.returncode == 0:
+            return
+        time.sleep(0.3)
+
+
 def _gst_client(url: str, n: int, result: dict, deadline: float) -> None:
     """gst-launch-1.0 rtspsrc ... ! fakesink num-buffers=n; retried until the path is published."""
     decode = "rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB"
@@ -301,35 +316,26 @@ def _gst_client(url: str, n: int, result: dict, deadline: float) -> None:
         decode = "rtph264depay ! h264parse ! video/x-h264,alignment=au"  # no decoder: count access units
     cmd = [GST_LAUNCH, "-v", "rtspsrc", f"location={url}", "protocols=tcp", "latency=0", "!", *decode.split(),
            "!", "fakesink", f"num-buffers={n}", "sync=false"]
-    while time.monotonic() < deadline:
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            result.update(rc=None, err="timed out")
-            return
+
+    def parse(p: subprocess.CompletedProcess) -> dict:
         caps = re.findall(r"GstFakeSink:fakesink0\.GstPad:sink: caps = .*?width=\(int\)(\d+), height=\(int\)(\d+)", p.stdout)
-        result.update(rc=p.returncode, size=tuple(map(int, caps[-1])) if caps else None, err=p.stdout[-800:] + p.stderr[-800:])
-        if p.returncode == 0:
-            result["frames"] = n  # fakesink reached num-buffers: EOS, exit 0
-            return
-        time.sleep(0.3)
+        # fakesink reached num-buffers: EOS, exit 0
+        return {"size": tuple(map(int, caps[-1])) if caps else None, "err": p.stdout[-800:] + p.stderr[-800:],
+                **({"frames": n} if p.returncode == 0 else {})}
+
+    _run_until_ok(cmd, deadline, result, parse)
 
 
 def _ffmpeg_client(url: str, n: int, result: dict, deadline: float) -> None:
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-frames:v", str(n), "-f", "null", "-"]
-    while time.monotonic() < deadline:
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            result.update(rc=None, err="timed out")
-            return
+
+    def parse(p: subprocess.CompletedProcess) -> dict:
         m = re.search(r"Video: h264.*?(\d{2,5})x(\d{2,5})", p.stderr)
         frames = [int(v) for v in re.findall(r"frame=\s*(\d+)", p.stderr)]
-        result.update(rc=p.returncode, size=(int(m.group(1)), int(m.group(2))) if m else None,
-                      frames=frames[-1] if frames else 0, err=p.stderr[-800:])
-        if p.returncode == 0:
-            return
-        time.sleep(0.3)
+        return {"size": (int(m.group(1)), int(m.group(2))) if m else None, "frames": frames[-1] if frames else 0,
+                "err": p.stderr[-800:]}
+
+    _run_until_ok(cmd, deadline, result, parse)
 
 
 def _pyav_client(url: str, n: int, result: dict, deadline: float) -> None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
+from conftest import FACES
 from synth import pick_face_photos
-
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 pytestmark = [
     pytest.mark.skipif(not (FACES / "splits.json").is_file(), reason=f"shared face data not found at {FACES}"),
