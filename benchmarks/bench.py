@@ -30,26 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-BARE = r"""
-import sys, time, av
-src, dst, crf, preset = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-t0 = time.perf_counter()
-with av.open(src) as inp, av.open(dst, "w") as out:
-    vin = inp.streams.video[0]
-    vin.thread_type = "AUTO"
-    vout = out.add_stream("libx264", rate=vin.average_rate)
-    vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
-    vout.options = {"crf": crf, "preset": preset}
-    n = 0
-    for frame in inp.decode(vin):
-        frame.pict_type = av.video.frame.PictureType.NONE
-        for p in vout.encode(frame):
-            out.mux(p)
-        n += 1
-    for p in vout.encode():
-        out.mux(p)
-print(n, time.perf_counter() - t0)
-"""
+# the bare transcode of benchmarks/throughput.py, in a process of its own (its peak memory alone)
+BARE = (
+    "import sys; sys.path.insert(0, sys.argv[5]); from pathlib import Path; from throughput import bare_transcode; "
+    "n, dt = bare_transcode(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]); print(n, dt)"
+)
 
 
 def _child(cmd: list[str]) -> tuple[str, float, float]:
@@ -94,7 +79,7 @@ def files(clip: Path, pairs: int, tmp: Path) -> dict:
     crf, preset = str(out_cfg.crf or 23), out_cfg.preset or "medium"
     runs: dict[str, list[dict]] = {"bare": [], "pixelate": [], "dp-image": []}
     for _ in range(pairs):
-        stdout, wall, rss = _child([PY, "-c", BARE, str(clip), str(tmp / "bare.mp4"), crf, preset])
+        stdout, wall, rss = _child([PY, "-c", BARE, str(clip), str(tmp / "bare.mp4"), crf, preset, str(ROOT / "benchmarks")])
         n, dt = stdout.split()
         runs["bare"].append({"fps": int(n) / float(dt), "rss_mib": rss})
         for mech in ("pixelate", "dp-image"):

@@ -59,15 +59,9 @@ Result = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N,4) xyxy, scores (
 
 def default_onnx_path() -> Path:
     """The converted BlazeFace short-range model shipped inside the package."""
-    try:
-        from importlib.resources import files
+    from .model_files import packaged_model
 
-        p = Path(str(files("streamdp") / "models" / ONNX_FILENAME))
-        if p.is_file():
-            return p
-    except Exception:  # pragma: no cover - zipped installs etc.
-        pass
-    return Path(__file__).resolve().parent / "models" / ONNX_FILENAME
+    return packaged_model(ONNX_FILENAME)
 
 
 def ssd_anchors() -> np.ndarray:

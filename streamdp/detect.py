@@ -114,15 +114,9 @@ CONFIRM = object()  # owner tag of a confirmation view (a tracked face's expecte
 
 def default_model_path() -> Path:
     """The BlazeFace short-range model shipped inside the package."""
-    try:
-        from importlib.resources import files
+    from .model_files import packaged_model
 
-        p = Path(str(files("streamdp") / "models" / MODEL_FILENAME))
-        if p.is_file():
-            return p
-    except Exception:  # pragma: no cover - zipped installs etc.
-        pass
-    return Path(__file__).resolve().parent / "models" / MODEL_FILENAME
+    return packaged_model(MODEL_FILENAME)
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,9 +763,7 @@ class FaceDetector:
                 y0 = int(np.clip(round(c[1] - side / 2), -p, h + p - side))
                 looks.append((big[y0 + p : y0 + p + side, x0 + p : x0 + p + side], x0, y0))
                 continue
-            x0 = int(np.clip(round(c[0] - side / 2), 0, max(w - side, 0)))
-            y0 = int(np.clip(round(c[1] - side / 2), 0, max(h - side, 0)))
-            looks.append((img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)], x0, y0))
+            looks.append(self._square_crop(img, c, side))
         return keep, todo, looks
 
     def _changed_only(self, img: np.ndarray, tiles: list[Tile], edges: list[Tile], hints: np.ndarray | None) -> tuple[list[Tile], list[Tile]]:
@@ -833,13 +825,18 @@ class FaceDetector:
         if not np.isfinite(size) or size < 4:
             return None
         c = (box[:2] + box[2:]) / 2
-        side = int(round(min(VERIFY_CONTEXT * size, max(w, h))))
-        x0 = int(np.clip(round(c[0] - side / 2), 0, max(w - side, 0)))
-        y0 = int(np.clip(round(c[1] - side / 2), 0, max(h - side, 0)))
-        view = img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)]
+        view, x0, y0 = FaceDetector._square_crop(img, c, int(round(min(VERIFY_CONTEXT * size, max(w, h)))))
         if view.shape[0] < 4 or view.shape[1] < 4:
             return None
         return view, x0, y0
+
+    @staticmethod
+    def _square_crop(img: np.ndarray, centre: np.ndarray, side: int) -> tuple[np.ndarray, int, int]:
+        """A ``side`` square around ``centre``, moved inside the frame (cut by it if larger)."""
+        h, w = img.shape[:2]
+        x0 = int(np.clip(round(centre[0] - side / 2), 0, max(w - side, 0)))
+        y0 = int(np.clip(round(centre[1] - side / 2), 0, max(h - side, 0)))
+        return img[y0 : min(y0 + side, h), x0 : min(x0 + side, w)], x0, y0
 
     def _verify_apply(self, boxes, scores, kps, keep, todo, results, rejected=None):  # type: ignore[no-untyped-def]
         """Keep a looked-at candidate when its second look's matching detection reaches

@@ -26,6 +26,19 @@ _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha
 _lock = threading.Lock()
 
 
+def packaged_model(name: str) -> Path:
+    """A model file shipped inside the package (``streamdp/models/NAME``)."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("streamdp") / "models" / name))
+        if p.is_file():
+            return p
+    except Exception:  # pragma: no cover - zipped installs etc.
+        pass
+    return MODELS / name
+
+
 def _manifest() -> dict[str, str]:
     if not MANIFEST.is_file():
         raise ModelError(f"model checksum list missing: {MANIFEST}")

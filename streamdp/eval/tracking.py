@@ -132,7 +132,7 @@ class GroundTruthFace:
     occluders: list[np.ndarray]  # nearer faces' patch rectangles drawn over it
 
     def visible_fraction(self) -> float:
-        return 1.0 - _covered_fraction(self.box, self.occluders, invert=False)
+        return 1.0 - _covered_fraction(self.box, self.occluders)
 
 
 def standard_scenes(photos: Sequence[Path], size: tuple[int, int] = (640, 360), seconds: float = 6.0) -> list[Scene]:
@@ -225,26 +225,21 @@ def size_ladder(photos: Sequence[Path], heights: Sequence[int], size: tuple[int,
     return scenes
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+def _pixels(box: np.ndarray) -> tuple[int, int, int, int]:
+    """The whole pixels a box touches (x0, y0, x1, y1)."""
+    return int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])), int(math.ceil(box[3]))
 
 
-def _covered_fraction(box: np.ndarray, rects: Sequence[np.ndarray], invert: bool = False) -> float:
-    """Fraction of ``box``'s pixels inside the union of ``rects``."""
-    x0, y0, x1, y1 = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])), int(math.ceil(box[3])))
+def _covered_fraction(box: np.ndarray, rects: Sequence[np.ndarray]) -> float:
+    """Fraction of ``box``'s pixels inside the union of ``rects`` (0 for an empty box)."""
+    x0, y0, x1, y1 = _pixels(box)
     if x1 <= x0 or y1 <= y0:
         return 0.0
     m = np.zeros((y1 - y0, x1 - x0), bool)
     for c in rects:
-        cx0, cy0 = max(int(math.floor(c[0])) - x0, 0), max(int(math.floor(c[1])) - y0, 0)
-        cx1, cy1 = min(int(math.ceil(c[2])) - x0, x1 - x0), min(int(math.ceil(c[3])) - y0, y1 - y0)
+        cx0, cy0, cx1, cy1 = _pixels(c)
+        cx0, cy0 = max(cx0 - x0, 0), max(cy0 - y0, 0)
+        cx1, cy1 = min(cx1 - x0, x1 - x0), min(cy1 - y0, y1 - y0)
         if cx1 > cx0 and cy1 > cy0:
             m[cy0:cy1, cx0:cx1] = True
     return float(m.mean())
@@ -252,17 +247,11 @@ def _covered_fraction(box: np.ndarray, rects: Sequence[np.ndarray], invert: bool
 
 def _raw_fraction(g: GroundTruthFace, covers: np.ndarray) -> float:
     """Fraction of the face's inner box that shows the face (not hidden by a nearer one) and lies
-    outside every cover box."""
-    x0, y0, x1, y1 = (int(math.floor(g.box[0])), int(math.floor(g.box[1])), int(math.ceil(g.box[2])), int(math.ceil(g.box[3])))
+    outside every cover box (0 for an empty box)."""
+    x0, y0, x1, y1 = _pixels(g.box)
     if x1 <= x0 or y1 <= y0:
         return 0.0
-    raw = np.ones((y1 - y0, x1 - x0), bool)
-    for c in [*g.occluders, *covers]:
-        cx0, cy0 = max(int(math.floor(c[0])) - x0, 0), max(int(math.floor(c[1])) - y0, 0)
-        cx1, cy1 = min(int(math.ceil(c[2])) - x0, x1 - x0), min(int(math.ceil(c[3])) - y0, y1 - y0)
-        if cx1 > cx0 and cy1 > cy0:
-            raw[cy0:cy1, cx0:cx1] = False
-    return float(raw.mean())
+    return 1.0 - _covered_fraction(g.box, [*g.occluders, *covers])
 
 
 def score(frames: list[TrackedFrame], box_margin: float = 0.2, match_iou: float = 0.3) -> dict[str, Any]:
@@ -272,6 +261,8 @@ def score(frames: list[TrackedFrame], box_margin: float = 0.2, match_iou: float 
     before the IoU with the inner face box that motmetrics matches on (distance ``1 - IoU``, a
     pair only when IoU >= ``match_iou``)."""
     import motmetrics as mm
+
+    from ..detect import box_iou
 
     acc = mm.MOTAccumulator(auto_id=True)
     raw_any = raw_10 = gt_frames = 0
@@ -286,7 +277,7 @@ def score(frames: list[TrackedFrame], box_margin: float = 0.2, match_iou: float 
             shrink = wh * box_margin / (1 + 2 * box_margin)
             inner[:, :2] += shrink
             inner[:, 2:] -= shrink
-        iou = _iou(gt_boxes, inner) if len(gt_boxes) and len(inner) else np.zeros((len(gt_boxes), len(inner)))
+        iou = box_iou(gt_boxes, inner)
         dist = np.where(iou >= match_iou, 1.0 - iou, np.nan)
         acc.update(gt_ids, [int(i) for i in f.ids], dist)
         all_tracks.update(int(i) for i in f.ids)

@@ -185,10 +185,11 @@ class GanDpImage(Mechanism):
         # A face cut by the frame's border (a keypoint outside it) is covered the same way: its
         # box pixelated whole, the generated face on top only if its track already has a release
         # (no release opens on a part of a face; its keypoints may be mirrored guesses).
-        cut = keypoints_outside(big.keypoints, image.shape[1], image.shape[0]) & ~big.predicted
-        pred = big.predicted | cut
-        paste = ~pred
-        for i in np.flatnonzero(pred):
+        pred = big.predicted
+        cut = keypoints_outside(big.keypoints, image.shape[1], image.shape[0]) & ~pred
+        under = pred | cut  # pixelated whole, the face on top only where ``paste`` says
+        paste = ~under
+        for i in np.flatnonzero(under):
             rel = self._by_track.get((job.stream_id, int(big.track_ids[i])))
             if cut[i]:
                 paste[i] = rel is not None
@@ -199,10 +200,11 @@ class GanDpImage(Mechanism):
         if pred.any():
             self.counts["coasting_boxes_pixelated_under"] += int((pred & paste).sum())
             self.counts["predicted_boxes_pixelated_only"] += int((pred & ~paste).sum())
-            self.pixelate.apply([FrameJob(job.frame, big[pred], job.stream_id)])
+        if under.any():
+            self.pixelate.apply([FrameJob(job.frame, big[under], job.stream_id)])
         if not paste.any():
             return
-        big_idx, big = big_idx[paste], big[paste]
+        big_idx, big, pixelated = big_idx[paste], big[paste], under[paste]
         all_boxes = faces.boxes
         S_enc, S = self.crop_size, self.render_size
         m_enc = estimate_transforms(big.keypoints, S_enc, big.boxes, box_margin=self.box_margin)
@@ -221,7 +223,7 @@ class GanDpImage(Mechanism):
             face = self._render_for(rel, float(yaws[i]))
             if face is None:  # live: the render is on its way; never raw meanwhile
                 self.counts["faces_pixelated_waiting_for_render"] += 1
-                if not (big.predicted[i] or cut[paste][i]):  # (pixelated already)
+                if not pixelated[i]:
                     self.pixelate.apply([FrameJob(job.frame, big[i : i + 1], job.stream_id)])
                 continue
             target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)

@@ -42,35 +42,19 @@ class UniformSource(Protocol):
     def randbits(self, k: int) -> int: ...
 
 
-class OsEntropy:
-    """Uniform integers from the OS CSPRNG (``os.urandom``), buffered.
+class _ByteSource:
+    """Exact uniform integers from a source of uniform bytes (``_bytes``)."""
 
-    Why buffered: one ``os.urandom`` call per draw is a system call (~1 us); a 4 KiB buffer makes
-    a draw a slice. The bytes are used once, in order, so the stream is exactly ``os.urandom``'s.
-    """
+    seeded: bool
 
-    seeded = False
-    _CHUNK = 4096
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._pos = 0
-        self._lock = threading.Lock()  # the noise reserve draws in its own thread (reserve.py)
-
-    def _take(self, nbytes: int) -> bytes:
-        with self._lock:
-            if self._pos + nbytes > len(self._buf):
-                self._buf = self._buf[self._pos :] + os.urandom(max(self._CHUNK, nbytes))
-                self._pos = 0
-            out = self._buf[self._pos : self._pos + nbytes]
-            self._pos += nbytes
-            return out
+    def _bytes(self, nbytes: int) -> bytes:
+        raise NotImplementedError
 
     def randbits(self, k: int) -> int:
         if k <= 0:
             return 0
         nbytes = (k + 7) // 8
-        return int.from_bytes(self._take(nbytes), "little") >> (8 * nbytes - k)
+        return int.from_bytes(self._bytes(nbytes), "little") >> (8 * nbytes - k)
 
     def randbelow(self, n: int) -> int:
         """A uniform integer in [0, n), exactly (rejection sampling on the fewest bits)."""
@@ -85,31 +69,45 @@ class OsEntropy:
                 return r
 
 
-class GeneratorSource:
+class OsEntropy(_ByteSource):
+    """Uniform integers from the OS CSPRNG (``os.urandom``), buffered.
+
+    Why buffered: one ``os.urandom`` call per draw is a system call (~1 us); a 4 KiB buffer makes
+    a draw a slice. The bytes are used once, in order, so the stream is exactly ``os.urandom``'s.
+    """
+
+    seeded = False
+    _CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._lock = threading.Lock()  # the noise reserve draws in its own thread (reserve.py)
+
+    def _bytes(self, nbytes: int) -> bytes:
+        with self._lock:
+            if self._pos + nbytes > len(self._buf):
+                self._buf = self._buf[self._pos :] + os.urandom(max(self._CHUNK, nbytes))
+                self._pos = 0
+            out = self._buf[self._pos : self._pos + nbytes]
+            self._pos += nbytes
+            return out
+
+
+class GeneratorSource(_ByteSource):
     """A ``numpy.random.Generator`` as a ``UniformSource`` (seeded runs and tests)."""
 
     def __init__(self, gen: np.random.Generator, seeded: bool = True) -> None:
         self.gen = gen
         self.seeded = seeded
 
-    def randbits(self, k: int) -> int:
-        if k <= 0:
-            return 0
-        nbytes = (k + 7) // 8
-        return int.from_bytes(self.gen.bytes(nbytes), "little") >> (8 * nbytes - k)
+    def _bytes(self, nbytes: int) -> bytes:
+        return self.gen.bytes(nbytes)
 
     def randbelow(self, n: int) -> int:
-        if n <= 0:
-            raise ValueError("randbelow needs n > 0")
-        if n == 1:
-            return 0
-        if n <= 1 << 62:
+        if 1 < n <= 1 << 62:  # numpy's own exact bounded integers: the seeded streams stay as they were
             return int(self.gen.integers(0, n))
-        k = (n - 1).bit_length()
-        while True:
-            r = self.randbits(k)
-            if r < n:
-                return r
+        return super().randbelow(n)
 
 
 Source = Union[UniformSource, np.random.Generator]
