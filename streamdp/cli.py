@@ -19,6 +19,7 @@ from . import __version__
 from .errors import ConfigError, OutputError, StreamdpError
 from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
+from .mechanisms.registry import mechanism_help
 
 log = logging.getLogger("streamdp")
 
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="anonymize a video, an image or a folder of them")
     run.add_argument("input", type=Path, help="video file, image file or folder (searched recursively)")
     run.add_argument("-o", "--output", type=Path, required=True, help="output file (or folder for folder input)")
-    run.add_argument("-m", "--mechanism", help="blur, pixelate, solid or dp-image (default from config)")
+    run.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
     run.add_argument("-c", "--config", type=Path, help="YAML config file (see configs/default.yaml)")
     run.add_argument("--report", type=Path, help="write a JSON report of the run here")
     run.add_argument("--epsilon", type=float, help="dp-image: privacy budget per release")

@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from .config_base import Section
 from .errors import ConfigError
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DetectConfig(_Section):
+class DetectConfig(Section):
     # Candidate threshold: low, since a missed face is a privacy leak. Each candidate that is not
     # already sure is looked at again in a crop at the model's favourite scale and kept when that
     # second look reaches ``verify_score`` (real faces score >= 0.80 there, the worst non-face in
@@ -91,7 +88,7 @@ class DetectConfig(_Section):
         return int(min(12, max(1, math.floor(lookback_frames + 1e-9))))
 
 
-class TrackConfig(_Section):
+class TrackConfig(Section):
     iou_match: float = Field(0.2, ge=0.0, le=1.0)
     # Temporal dilation: keep covering a face this long after the detector last saw it.
     coast_seconds: float = Field(0.5, ge=0.0, le=10.0)
@@ -108,69 +105,42 @@ class TrackConfig(_Section):
     occlusion_hold_seconds: float = Field(2.0, ge=0.0, le=30.0)
 
 
-class PixelateConfig(_Section):
-    # Number of blocks across the face box (a real mosaic, never a one-pixel "mosaic").
-    blocks: int = Field(8, ge=2, le=64)
+def _mechanism_config_model() -> type[Section]:
+    """``mechanism``: the chosen name, the feathering, and one section per declared mechanism
+    (``mechanisms/registry.py``: a new mechanism module brings its section with it)."""
+    from .mechanisms.pixel import DEFAULT_FEATHER
+    from .mechanisms.registry import available_mechanisms, mechanism_specs
+
+    sections: dict[str, Any] = {
+        spec.section: (spec.settings, Field(default_factory=spec.settings))
+        for spec in mechanism_specs().values() if spec.settings is not None
+    }
+
+    def known_name(cls: type, v: str) -> str:
+        if v not in available_mechanisms():
+            raise ValueError(f"unknown mechanism {v!r} (choose from {', '.join(available_mechanisms())})")
+        return v
+
+    return create_model(
+        "MechanismConfig",
+        __base__=Section,
+        __doc__="The anonymizer: ``name`` and each mechanism's own section.",
+        __validators__={"_known_name": field_validator("name")(classmethod(known_name))},
+        name=(str, "dp-image"),
+        feather=(float, Field(DEFAULT_FEATHER, ge=0.0, le=0.5)),  # mask feathering, a fraction of the box
+        **sections,
+    )
 
 
-class BlurConfig(_Section):
-    # Gaussian sigma as a fraction of the face box size; strong by default.
-    sigma_fraction: float = Field(0.25, ge=0.02, le=2.0)
+MechanismConfig = _mechanism_config_model()
 
 
-class SolidConfig(_Section):
-    color: tuple[int, int, int] = (0, 0, 0)
-
-
-class DpImageConfig(_Section):
-    # None: the generator design shipped inside the package (models/dpimage-gan, needs the
-    # random-face package); "autoencoder": the first, small autoencoder (models/dpimage); or a folder.
-    model: Path | None = None
-    # A model folder outside streamdp's own must be allowed explicitly (its privacy metadata is
-    # still validated); streamdp's own files are checked against their shipped checksums.
-    allow_custom_model: bool = False
-    mechanism: Literal["laplace", "metric", "gaussian", "identity-only", "none"] = "laplace"
-    epsilon: float = Field(8.0, gt=0.0)
-    delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only
-    # Seconds between fresh releases per track (each a new face and another epsilon); None: one
-    # release for the whole track, one face per person while in view (the autoencoder: 10 s).
-    release_interval: float | None = Field(None, gt=0.0)
-    # Generator design only:
-    generator_backend: Literal["auto", "openvino", "onnxruntime"] = "auto"  # auto: CUDA ORT, else OpenVINO CPU
-    truncation: float = Field(0.7, gt=0.0, le=1.0)  # of the random detail: lower is plainer, more typical
-    yaw_steps: int = Field(5, ge=1, le=5)  # head poses a release is rendered at (on demand)
-    render_size: int = Field(256, ge=64, le=1024)  # side of the rendered aligned face crop
-    # async: a new face is pixelated until its render lands (never raw, never a stalled stream);
-    # auto: async for live and relay, sync for files (every frame gets its generated face)
-    render: Literal["auto", "sync", "async"] = "auto"
-    relink_seconds: float = Field(2.0, ge=0.0, le=60.0)  # a track re-found at the same place keeps its face
-    # At a release's first render, up to this many candidate faces (best predicted match to the
-    # hair/background around the face first) are rendered and the best actual match kept.
-    render_candidates: int = Field(3, ge=1, le=8)
-    # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
-    # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
-    context_blur: float = Field(0.0, ge=0.0, le=2.0)
-    # Run the decoder for a track every N frames; in between its last decoded face is re-pasted
-    # with the current frame's alignment (follows the face; expression lags). Same release: no ε.
-    decode_every: int = Field(2, ge=1, le=10)
-    seed: int | None = None  # tests only; production noise comes from the OS entropy pool
-
-
-class MechanismConfig(_Section):
-    name: str = "dp-image"  # the shipped DP-Image model (streamdp/models/dpimage)
-    pixelate: PixelateConfig = PixelateConfig()
-    blur: BlurConfig = BlurConfig()
-    solid: SolidConfig = SolidConfig()
-    dp_image: DpImageConfig = DpImageConfig()
-    feather: float = Field(0.15, ge=0.0, le=0.5)  # mask feathering as a fraction of the box size
-
-
-class BatchConfig(_Section):
+class BatchConfig(Section):
     max_batch: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     codec: str = "libx264"
     crf: int | None = Field(20, ge=0, le=63)
     preset: str | None = "medium"
@@ -181,12 +151,12 @@ class OutputConfig(_Section):
     jpeg_quality: int = Field(95, ge=1, le=100)
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     queue_size: int = Field(8, ge=1, le=256)
     threads: Literal["auto"] | int = "auto"  # worker threads for decode/encode codecs
 
 
-class LiveStreamConfig(_Section):
+class LiveStreamConfig(Section):
     """One input of a multi-stream live relay (``live.streams`` in the YAML)."""
 
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # label in logs and metrics
@@ -195,14 +165,14 @@ class LiveStreamConfig(_Section):
     record: Path | None = None  # also record the anonymized stream to this file
 
 
-class LiveConfig(_Section):
+class LiveConfig(Section):
     """Live camera / relay settings (``streamdp live``, ``streamdp relay``)."""
 
     # Capture -> publish bound. A frame whose privatization is not done by then goes out with its
     # faces covered by ``fallback``; a frame whose detection is not done by then is dropped (the
     # last anonymized frame is repeated): never raw, never later than this.
     deadline_ms: float = Field(250.0, ge=10.0, le=10_000.0)
-    fallback: Literal["solid", "pixelate"] = "solid"
+    fallback: str = "solid"  # a cover mechanism (mechanisms/registry.py cover_mechanisms())
     fps: float | None = Field(None, gt=0.0, le=240.0)  # output rate; None: the input's
     transport: Literal["tcp", "udp"] = "tcp"  # RTSP input transport
     open_timeout_s: float = Field(5.0, gt=0.0, le=120.0)
@@ -221,6 +191,15 @@ class LiveConfig(_Section):
     metrics_host: str = "127.0.0.1"
     streams: list[LiveStreamConfig] = Field(default_factory=list)
 
+    @field_validator("fallback")
+    @classmethod
+    def _cover_fallback(cls, v: str) -> str:
+        from .mechanisms.registry import cover_mechanisms
+
+        if v not in cover_mechanisms():
+            raise ValueError(f"must be a cover mechanism ({', '.join(cover_mechanisms())})")
+        return v
+
     @model_validator(mode="after")
     def _unique_names(self) -> LiveConfig:
         names = [s.name for s in self.streams if s.name]
@@ -231,7 +210,7 @@ class LiveConfig(_Section):
         return self
 
 
-class Config(_Section):
+class Config(Section):
     detect: DetectConfig = DetectConfig()
     track: TrackConfig = TrackConfig()
     mechanism: MechanismConfig = MechanismConfig()
@@ -239,16 +218,6 @@ class Config(_Section):
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
     live: LiveConfig = LiveConfig()
-
-    @model_validator(mode="after")
-    def _known_mechanism(self) -> Config:
-        from .mechanisms import available_mechanisms
-
-        if self.mechanism.name not in available_mechanisms():
-            raise ValueError(
-                f"unknown mechanism {self.mechanism.name!r} (choose from {', '.join(available_mechanisms())})"
-            )
-        return self
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -20,88 +20,13 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .builder import build_face_stage
+from .faces import FaceCounts
 from .lookback import LookbackDilator
-from .mechanisms import Mechanism
-from .mechanisms.pixel import Solid
+from .privatizer import Privatizer
 from .stages import END, Pipeline, StageStats, Stopped, collect_batch
-from .types import Detections, Frame, FrameJob
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FaceCounts:
-    """What the face stage saw, for the report."""
-
-    frames_with_faces: int = 0
-    faces_detected: int = 0  # detector hits (after NMS)
-    faces_covered: int = 0  # boxes covered, including tracks carried through detector misses
-    faces_predicted: int = 0  # covered boxes with no detection in that frame (temporal dilation)
-    faces_lookback: int = 0  # boxes added before a face's first detection (backward dilation)
-    frames_fail_closed: int = 0  # frames covered by the fallback after a privatizer error
-
-    def add(self, detected: Detections, covered: Detections) -> None:
-        self.faces_detected += len(detected)
-        self.faces_covered += len(covered)
-        self.faces_predicted += int(covered.predicted.sum())
-        self.frames_with_faces += bool(len(covered))
-
-
-class FaceStage:
-    """Detect and track faces in one stream's frames (one detector + tracker per stream)."""
-
-    def __init__(self, config: Config, fps: float, lookback_frames: float = 0.0) -> None:
-        from .detect import FaceDetector
-        from .track import FaceTracker
-
-        self.detector = FaceDetector(config.detect.for_pipeline(lookback_frames))
-        self.tracker = FaceTracker(config.track, fps)
-        self.fps = fps
-        self.counts = FaceCounts()
-        self.detect_stats = StageStats("detect")
-        self.track_stats = StageStats("track")
-
-    def process(self, frame: Frame, stream_id: int = 0) -> FrameJob:
-        t = frame.time_s if frame.time_s is not None else frame.index / self.fps
-        self.detect_stats.start()
-        hints = self.tracker.predicted_boxes(t)  # tracked faces are confirmed where expected
-        detected = self.detector.detect_batch([frame.image], [frame.index], [hints])[0]
-        self.detect_stats.stop()
-        self.track_stats.start()
-        covered = self.tracker.update(detected, t, (frame.width, frame.height))
-        self.track_stats.stop()
-        self.counts.add(detected, covered)
-        return FrameJob(frame, covered, stream_id)
-
-    def close(self) -> None:
-        self.detector.close()
-
-
-class Privatizer:
-    """Runs the mechanism on micro-batches; fails closed to a solid cover if it raises."""
-
-    def __init__(self, config: Config, mechanism: Mechanism) -> None:
-        self.mechanism = mechanism
-        self.fallback = Solid(config)
-        self.stats = StageStats("privatize")
-        self.batches = 0
-        self.failures = 0
-
-    def apply(self, jobs: list[FrameJob]) -> None:
-        self.stats.start()
-        # The fallback covers the faces as they were handed in: a mechanism that fails after
-        # changing its jobs' boxes (NaN, emptied) must not take the cover's geometry with it.
-        faces = [job.faces.copy() for job in jobs]
-        try:
-            self.mechanism.apply(jobs)
-        except Exception:  # noqa: BLE001 - a privatizer fault must never reveal a face
-            self.failures += 1
-            log.exception("mechanism %s failed on a batch; covering those faces with solid fill", self.mechanism.name)
-            for job, f in zip(jobs, faces):
-                job.faces = f
-            self.fallback.apply(jobs)
-        self.stats.stop(len(jobs))
-        self.batches += 1
 
 
 @dataclass
@@ -147,7 +72,7 @@ def run_video(
     if on_start:
         on_start(info.frame_count)
     fps = float(info.fps) or 25.0
-    faces = FaceStage(config, fps, lookback_frames=config.track.lookback_seconds * fps)
+    faces = build_face_stage(config, fps, lookback_frames=config.track.lookback_seconds * fps)
     sink = VideoSink(dst, src, info, config.output)
     pipe = Pipeline()
     qsize = config.pipeline.queue_size
@@ -260,7 +185,7 @@ def run_image(src: Path, dst: Path, config: Config, privatizer: Privatizer) -> V
     t0 = time.perf_counter()
     frame = read_image(src)
     result.video = {"width": frame.width, "height": frame.height}
-    faces = FaceStage(config, fps=1.0)
+    faces = build_face_stage(config, fps=1.0)
     try:
         job = faces.process(frame)
     finally:

@@ -8,8 +8,8 @@ from typing import Any
 
 from .config import Config
 from .errors import StreamdpError
-from .mechanisms import build_mechanism
-from .pipeline import Privatizer, run_image, run_video
+from .builder import build_mechanism, build_privatizer
+from .pipeline import run_image, run_video
 from .progress import Progress
 from .report import all_files_one_person, file_entry
 
@@ -74,7 +74,7 @@ def run_jobs(jobs: list[Any], config: Config, progress: Progress) -> Outcome:
         progress.start_file(job.src)
         # A mechanism per file: its privacy ledger is per video (track ids restart per file).
         mechanism = build_mechanism(config)
-        privatizer = Privatizer(config, mechanism)
+        privatizer = build_privatizer(config, mechanism)
         try:
             if job.kind == "video":
                 result = run_video(job.src, job.dst, config, privatizer, progress.advance, progress.set_total)

@@ -28,7 +28,7 @@ _MECHS: dict[str, object] = {}
 
 
 def mechanism(**overrides: object):  # type: ignore[no-untyped-def]
-    from streamdp.mechanisms import build_mechanism
+    from streamdp.builder import build_mechanism
 
     cfg = load_config(None, {"mechanism.dp_image.seed": 7, **{f"mechanism.dp_image.{k}": v for k, v in overrides.items()}})
     with pytest.warns(UserWarning, match="seed"):
@@ -53,7 +53,7 @@ def frame(i: int, fps: float = 10.0, seed: int = 0) -> Frame:
 
 
 def test_the_default_mechanism_is_the_generator_design() -> None:
-    from streamdp.mechanisms import build_mechanism
+    from streamdp.builder import build_mechanism
 
     m = build_mechanism(load_config(None))  # OS entropy: the calibrated epsilon is the real one
     m.apply([FrameJob(frame(0), face(200, 150))])

@@ -55,7 +55,7 @@ def _inner_clipped(box: np.ndarray) -> tuple[int, int, int, int]:
 @FUZZ
 @given(dets=faces())
 def test_pixel_mechanisms_cover_every_box_whatever_its_geometry(name: str, dets: Detections) -> None:
-    from streamdp.mechanisms import build_mechanism
+    from streamdp.builder import build_mechanism
 
     mech = build_mechanism(load_config(None, {"mechanism.name": name}))
     img = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
@@ -74,12 +74,13 @@ def test_the_autoencoder_dp_image_never_raises_and_covers_uncertain_boxes(tmp_pa
     from tiny_model import build_tiny_model
 
     from streamdp.mechanisms.base import keypoints_outside
+    from streamdp.mechanisms import MechanismContext
     from streamdp.mechanisms.dp_image import DpImage
 
     folder = tmp_path_factory.getbasetemp() / "fuzz_ae"
     if not (folder / "encoder.onnx").is_file():
         build_tiny_model(folder)
-    mech = DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True}))
+    mech = DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True}).mechanism, MechanismContext())
     img = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
     raw = img.copy()
     mech.apply([FrameJob(Frame(0, img, pts=0, time_base=Fraction(1, 25)), dets)])

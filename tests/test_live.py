@@ -38,7 +38,8 @@ from streamdp.live.redact import RedactingFilter, redact_text, redact_url
 from streamdp.live.sinks import RecordingSink, Sink, SinkWorker
 from streamdp.live.slot import LatestSlot
 from streamdp.live.sources import camera_source
-from streamdp.mechanisms import Mechanism, build_mechanism
+from streamdp.builder import build_mechanism
+from streamdp.mechanisms import Mechanism
 from streamdp.stages import Pipeline
 
 SOLID_MAX_MEAN = 25.0  # a solid-covered face region (black) after two H.264 encodes
@@ -754,7 +755,7 @@ class FixedFaces:
     """A FaceStage stand-in: one face at ``_BOX`` in every frame, after ``delay`` s (a slow detector)."""
 
     def __init__(self, delay: float) -> None:
-        from streamdp.pipeline import FaceCounts
+        from streamdp.faces import FaceCounts
 
         self.delay = delay
         self.spans: list[tuple[int, float, float]] = []  # (seq, start, end)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from streamdp.errors import ModelError
+from streamdp.mechanisms import MechanismContext
 from streamdp.mechanisms.dp_image import PrivatizerModel, select_providers
 from tiny_model import build_tiny_model
 
@@ -88,7 +89,7 @@ def test_dp_image_encodes_once_per_release_and_accounts_it(tmp_path: Path, inter
         "mechanism.dp_image.release_interval": interval,
         "mechanism.dp_image.epsilon": 2.0,
     })
-    mech = DpImage(config)
+    mech = DpImage(config.mechanism, MechanismContext())
     jobs = [_face_job(i, 0.2 * i) for i in range(5)]
     before = [j.frame.image.copy() for j in jobs]
     mech.apply(jobs[:3])
@@ -122,9 +123,9 @@ def test_dp_image_context_blur_smooths_the_box_outside_the_face(tmp_path: Path) 
         })
         job = _face_job(0, 0.0, eye_distance=16.0)  # a box with room for context around the face
         job.frame.image[...] = texture
-        DpImage(config).apply([job])
+        DpImage(config.mechanism, MechanismContext()).apply([job])
         results[blur] = job.frame.image.astype(np.int16)
-        assert DpImage(config).describe()["context_blur"] == blur
+        assert DpImage(config.mechanism, MechanismContext()).describe()["context_blur"] == blur
     corner = (slice(26, 32), slice(46, 52))  # inside the box (45,25)-(115,95), outside the face ellipse
     kept, blurred = results[0.0][corner], results[0.1][corner]
     assert np.array_equal(kept, texture[corner].astype(np.int16)), "context 0 keeps the raw surround"
@@ -140,7 +141,7 @@ def test_dp_image_untracked_faces_are_each_their_own_release(tmp_path: Path) -> 
 
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True})
-    mech = DpImage(config)
+    mech = DpImage(config.mechanism, MechanismContext())
     mech.apply([_face_job(0, 0.0, track_id=-1), _face_job(0, 0.0, track_id=-1)])
     mech.apply([_face_job(0, 0.0, track_id=-1)])
     assert mech.faces_encoded == 3
@@ -164,7 +165,7 @@ def test_dp_image_decodes_every_n_frames_and_still_covers_each_frame(
         "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True,
         "mechanism.dp_image.decode_every": decode_every,
     })
-    mech = DpImage(config)
+    mech = DpImage(config.mechanism, MechanismContext())
     jobs = [_face_job(i, 0.04 * i) for i in range(6)]
     for k, job in enumerate(jobs):  # the face moves 2 px right per frame
         shift = 2 * k
@@ -242,7 +243,7 @@ def test_overlapping_faces_reach_only_their_own_release(tmp_path: Path, blur: fl
         job.frame.image[y0:y1, x0:x1] = np.random.default_rng(10 + variant).integers(0, 256, (y1 - y0, x1 - x0, 3))
         raw = job.frame.image.copy()
         with pytest.warns(UserWarning):
-            mech = DpImage(config)
+            mech = DpImage(config.mechanism, MechanismContext())
         seen = _spy(mech)
         mech.apply([job])
         runs.append((seen, raw, job.frame.image.copy(), mech.privacy_report(), (x0, y0, x1, y1)))
@@ -275,7 +276,7 @@ def test_context_blur_spreads_nothing_of_the_face_into_the_ring(tmp_path: Path) 
         job = _face_job(0, 0.0, eye_distance=16.0)
         job.frame.image[...] = texture
         with pytest.warns(UserWarning):
-            mech = DpImage(config)
+            mech = DpImage(config.mechanism, MechanismContext())
         m = estimate_transforms(job.faces.keypoints, mech.crop_size, job.faces.boxes, box_margin=mech.box_margin)
         support = np.zeros((120, 160, 3), np.uint8)
         paste_crops(support, np.full((1, mech.crop_size, mech.crop_size, 3), 255, np.uint8), m, (mech.mask > 0).astype(np.float32))
@@ -303,7 +304,7 @@ def test_per_track_rows_show_frames_pixelated_as_too_small(tmp_path: Path) -> No
 
     folder = build_tiny_model(tmp_path / "m")
     config = load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder), "mechanism.dp_image.allow_custom_model": True})
-    mech = DpImage(config)
+    mech = DpImage(config.mechanism, MechanismContext())
     mech.apply([_face_job(0, 0.0, eye_distance=8.0), _face_job(1, 0.1, eye_distance=8.0)])  # too small
     mech.apply([_face_job(2, 0.2)])
     mech.apply([_face_job(3, 0.3, track_id=7, eye_distance=8.0)])  # only ever small: no release
@@ -335,7 +336,7 @@ def test_dp_image_covers_a_lagging_or_cut_face_box_whole(tmp_path: Path, kind: s
         faces = Detections(f.boxes, f.scores, kps, f.track_ids)
     job = FrameJob(job.frame, faces)
     raw = job.frame.image.copy()
-    mech = DpImage(config)
+    mech = DpImage(config.mechanism, MechanismContext())
     mech.apply([job])
     x0, y0, x1, y1 = f.boxes[0].astype(int)
     changed = (job.frame.image[y0:y1, x0:x1] != raw[y0:y1, x0:x1]).any(axis=2)
@@ -349,7 +350,7 @@ def test_a_model_outside_streamdp_needs_the_explicit_flag(tmp_path: Path) -> Non
 
     folder = build_tiny_model(tmp_path / "m")
     with pytest.raises(ModelError, match="allow_custom_model"):
-        DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)}))
+        DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)}).mechanism, MechanismContext())
 
 
 def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path, monkeypatch) -> None:

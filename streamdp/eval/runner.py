@@ -88,7 +88,7 @@ def _pad_px(image: np.ndarray, frac: float) -> int:
 
 def _init_worker(opts: EvalOptions, settings: list[Setting], snapshot: dict[str, dict[str, np.ndarray]]) -> None:
     from ..config import load_config
-    from ..pipeline import FaceStage, Privatizer
+    from ..builder import build_face_stage, build_privatizer
     from .adversaries import adversary_class, limit_threads
 
     if opts.workers > 1:
@@ -98,11 +98,11 @@ def _init_worker(opts: EvalOptions, settings: list[Setting], snapshot: dict[str,
     _W.clear()
     _W["opts"] = opts
     _W["config"] = base
-    _W["stage"] = FaceStage(base, fps=1.0)
+    _W["stage"] = build_face_stage(base, fps=1.0)
     _W["settings"] = settings
     _W["configs"] = [setting_config(s, opts.config_path, opts.base_overrides) for s in settings]
     _W["privatizers"] = [
-        Privatizer(c, build_setting_mechanism(s, c, opts.seed)) for s, c in zip(settings, _W["configs"])
+        build_privatizer(c, build_setting_mechanism(s, c, opts.seed)) for s, c in zip(settings, _W["configs"])
     ]
     _W["advs"] = [adversary_class(a)(opts.cache_dir) for a in opts.adversaries]
     _W["cache"] = snapshot
@@ -290,7 +290,7 @@ def probe_task(item: tuple[int, str, int, dict[str, Any]]) -> dict[str, Any]:
 
 def _video_mechanism(si: int, mode: str) -> Any:
     from ..config import load_config
-    from ..pipeline import Privatizer
+    from ..builder import build_privatizer
 
     key = (si, mode)
     if key not in _W["video_mechs"]:
@@ -300,7 +300,7 @@ def _video_mechanism(si: int, mode: str) -> Any:
         if mode == "fresh":
             over["mechanism.dp_image.release_interval"] = 1e-6  # a fresh release every frame
         cfg = load_config(opts.config_path, over)
-        _W["video_mechs"][key] = (cfg, Privatizer(cfg, build_setting_mechanism(setting, cfg, opts.seed)))
+        _W["video_mechs"][key] = (cfg, build_privatizer(cfg, build_setting_mechanism(setting, cfg, opts.seed)))
     return _W["video_mechs"][key]
 
 
@@ -308,7 +308,7 @@ def video_task(item: tuple[int, str, int, int, str, dict[str, Any], bool]) -> di
     """One clip: the photo sliding left 1 px per frame at 25 fps, through one setting and mode."""
     from fractions import Fraction
 
-    from ..pipeline import FaceStage
+    from ..faces import FaceStage
     from ..track import FaceTracker
     from ..types import Frame
 
@@ -471,7 +471,7 @@ def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str]
 
     # the source is checked (checksums, or the explicit allow_custom_model) before it is copied;
     # the snapshot is then that same, already checked folder
-    check_model_dir(src, cfg, tuple(f.name for f in src.iterdir() if f.suffix in (".onnx", ".npz")))
+    check_model_dir(src, cfg.mechanism.dp_image.allow_custom_model, tuple(f.name for f in src.iterdir() if f.suffix in (".onnx", ".npz")))
     base = Path(opts.cache_dir) / "models" if opts.cache_dir is not None else Path(tempfile.mkdtemp(prefix="streamdp-eval-"))
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="incoming-", dir=base))

@@ -17,15 +17,28 @@ from typing import Any
 from ..config import Config, load_config
 from ..errors import ConfigError
 
-FAMILIES = ("identity", "blur", "pixelate", "solid", "dp-pix", "dp-image")
-_PARAMS = {
+# Baselines only the evaluation has (no pipeline mechanism): the untouched face and DP-Pix.
+# Every pipeline mechanism that declares a sweep (its MechanismSpec) is evaluable too.
+_BASELINE_PARAMS: dict[str, dict[str, type]] = {
     "identity": {},
-    "blur": {"sigma": float},
-    "pixelate": {"blocks": int},
-    "solid": {},
     "dp-pix": {"b": int, "m": int, "epsilon": float},
-    "dp-image": {"epsilon": float, "mechanism": str, "model": str, "context_blur": float},
 }
+
+
+def _sweepable() -> dict[str, Any]:
+    from ..mechanisms.registry import mechanism_specs
+
+    return {name: spec for name, spec in mechanism_specs().items() if spec.sweep_params is not None}
+
+
+def family_params() -> dict[str, dict[str, type]]:
+    """Evaluable name -> the parameters a sweep may set."""
+    return {**_BASELINE_PARAMS, **{name: dict(spec.sweep_params) for name, spec in _sweepable().items()}}
+
+
+def families() -> list[str]:
+    names = list(family_params())
+    return ["identity"] + [n for n in names if n not in ("identity", "dp-pix")] + ["dp-pix"]
 DP_PIX_DEFAULT = {"b": 16, "m": 16, "epsilon": 1.0}
 # Besides the config's default epsilon. The sweep is sized so that the full LFW evaluation split
 # runs in under an hour on 2 cores (docs/results.md, Runtime); add settings with --mechanism.
@@ -68,7 +81,8 @@ class Setting:
             return name + (f" [{Path(p['model']).name}]" if p.get("model") else "")
         if self.family == "identity":
             return "original (no protection)"
-        return self.family
+        extra = ", ".join(f"{k} {v}" for k, v in sorted(p.items()))
+        return f"{self.family} ({extra})" if extra else self.family
 
     @property
     def key(self) -> str:
@@ -77,30 +91,14 @@ class Setting:
 
     def overrides(self) -> dict[str, Any]:
         """Config overrides that make ``build_mechanism`` build this setting."""
-        p = self.params
-        if self.family == "blur":
-            return {"mechanism.name": "blur", "mechanism.blur.sigma_fraction": p["sigma"]}
-        if self.family == "pixelate":
-            return {"mechanism.name": "pixelate", "mechanism.pixelate.blocks": p["blocks"]}
-        if self.family == "solid":
-            return {"mechanism.name": "solid"}
-        if self.family == "dp-image":
-            out: dict[str, Any] = {
-                "mechanism.name": "dp-image",
-                "mechanism.dp_image.mechanism": p.get("mechanism", "laplace"),
-                "mechanism.dp_image.epsilon": p.get("epsilon", 8.0),
-            }
-            if p.get("model"):
-                out["mechanism.dp_image.model"] = p["model"]
-                out["mechanism.dp_image.allow_custom_model"] = True  # named in the sweep: explicit
-            if "context_blur" in p:
-                out["mechanism.dp_image.context_blur"] = p["context_blur"]
-            return out
-        return {}
+        spec = _sweepable().get(self.family)
+        if spec is None:  # an evaluation baseline: built by build_setting_mechanism
+            return {}
+        return {"mechanism.name": self.family, **(spec.sweep_overrides(self.params) if spec.sweep_overrides else {})}
 
 
 def _parse_value(family: str, key: str, raw: str) -> Any:
-    kinds = _PARAMS[family]
+    kinds = family_params()[family]
     if key not in kinds:
         allowed = ", ".join(kinds) or "none"
         raise ConfigError(f"mechanism {family!r} has no parameter {key!r} (parameters: {allowed})")
@@ -138,8 +136,8 @@ def parse_settings(specs: list[str], epsilons: list[float] | None, config: Confi
     for spec in expanded:
         name, _, rest = spec.partition(":")
         name = name.strip()
-        if name not in FAMILIES:
-            raise ConfigError(f"unknown mechanism {name!r} for eval (choose from {', '.join(FAMILIES)}, or 'default')")
+        if name not in family_params():
+            raise ConfigError(f"unknown mechanism {name!r} for eval (choose from {', '.join(families())}, or 'default')")
         params: dict[str, Any] = {}
         for item in filter(None, (s.strip() for s in rest.split(","))):
             if "=" not in item:
@@ -147,7 +145,7 @@ def parse_settings(specs: list[str], epsilons: list[float] | None, config: Confi
             k, v = item.split("=", 1)
             params[k.strip()] = _parse_value(name, k.strip(), v.strip())
         variants = [params]
-        takes_eps = "epsilon" in _PARAMS[name] and not (name == "dp-image" and params.get("mechanism") == "none")
+        takes_eps = "epsilon" in family_params()[name] and not (name == "dp-image" and params.get("mechanism") == "none")
         if takes_eps and "epsilon" not in params and epsilons:
             variants = [{**params, "epsilon": float(e)} for e in epsilons]
         for p in variants:
@@ -185,7 +183,7 @@ def setting_config(setting: Setting, config_path: Path | None, base_overrides: d
 
 def build_setting_mechanism(setting: Setting, config: Config, seed: int | None = None):  # type: ignore[no-untyped-def]
     """The ``Mechanism`` for a setting (``config`` from ``setting_config``)."""
-    from ..mechanisms import build_mechanism
+    from ..builder import build_mechanism
     from .baselines import DpPix, Identity
 
     if setting.family == "identity":

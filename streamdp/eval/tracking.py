@@ -5,7 +5,7 @@ depth) over a background; they cross and occlude each other (the deeper one is d
 the frame and come back, move fast, grow and shrink. ``render`` yields each frame with its ground
 truth: per visible actor its id and inner face box (brows to chin, clipped to the frame).
 
-``track_scene`` runs the real detector and tracker (``pipeline.FaceStage``, as live does: no
+``track_scene`` runs the real detector and tracker (``faces.FaceStage``, as live does: no
 look-back) and ``score`` compares with ``motmetrics`` (py-motmetrics, the MOTChallenge
 reference implementation): ID switches, fragmentations, IDF1, MOTA, and two counts of our own that
 matter for privacy: **face-frames left raw** (a visible ground-truth face with any of its inner
@@ -185,12 +185,12 @@ def track_scene(scene: Scene, config: Any = None, seed: int = 0, files: bool = F
 
     from ..config import Config
     from ..lookback import LookbackDilator
-    from ..pipeline import FaceStage
+    from ..builder import build_face_stage
     from ..types import Frame
 
     config = config if config is not None else Config()
     lookback_s = config.track.lookback_seconds if files else 0.0
-    stage = FaceStage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
+    stage = build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
     dilator = LookbackDilator(lookback_s, scene.fps)
     gts_by_index: dict[int, list[GroundTruthFace]] = {}
     out: list[TrackedFrame] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..mechanisms.registry import cover_mechanisms, mechanism_help
 
 log = logging.getLogger("streamdp.live")
 
@@ -51,11 +52,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "STREAMDP_SERVE_PASSWORD environment variable (never on the command line)")
     p.add_argument("--serve-path", default="anon", help="path of the served stream (default anon)")
     p.add_argument("--show", action="store_true", help="preview window (q or Esc quits)")
-    p.add_argument("-m", "--mechanism", help="blur, pixelate, solid or dp-image (default from config)")
+    p.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
     p.add_argument("-c", "--config", type=Path, help="YAML config file (the 'live' section, see configs/multi.yaml)")
     p.add_argument("--fps", type=float, help="output frame rate (default: the input's)")
     p.add_argument("--deadline-ms", type=float, help="capture->publish deadline before the cheap cover is used")
-    p.add_argument("--fallback", choices=["solid", "pixelate"], help="cheap cover used when the deadline is missed")
+    p.add_argument("--fallback", choices=cover_mechanisms(), help="cheap cover used when the deadline is missed")
     p.add_argument("--metrics-port", type=_port, help="serve Prometheus metrics on http://HOST:PORT/metrics")
     p.add_argument("--metrics-host", help="address of the metrics endpoint (default 127.0.0.1)")
     p.add_argument("--report", type=Path, help="write a JSON report (latency, fps, drops) when stopped")
@@ -208,7 +209,7 @@ class _Session:
     # ------------------------------------------------------------------------------- run
 
     def run(self) -> int:
-        from ..mechanisms import build_mechanism
+        from ..builder import build_mechanism
         from .metrics import MetricsServer, prometheus_text
         from .pipeline import LivePipeline
 

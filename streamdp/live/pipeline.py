@@ -58,9 +58,9 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import Config
+from ..builder import build_face_stage, build_mechanism, build_privatizer
+from ..faces import FaceStage
 from ..mechanisms import Mechanism
-from ..mechanisms.pixel import Pixelate, Solid
-from ..pipeline import FaceStage, Privatizer
 from ..stages import POLL_S, Pipeline, Stopped, collect_batch
 from ..types import Frame, FrameJob
 from . import covered
@@ -114,7 +114,7 @@ class SharedPrivatizer:
     """One ``Privatizer`` for every stream: micro-batches jobs across streams (one GPU batch)."""
 
     def __init__(self, config: Config, mechanism: Mechanism, pipe: Pipeline, n_streams: int = 1) -> None:
-        self.privatizer = Privatizer(config, mechanism)
+        self.privatizer = build_privatizer(config, mechanism)
         self.pipe = pipe
         # A stream submits its next frame while the previous one is privatized, so a batch is
         # complete with one frame per stream: a single stream never waits for the batcher.
@@ -201,7 +201,7 @@ class LivePipeline:
         self.shared = SharedPrivatizer(config, mechanism, self.pipe, len(streams))
         self.mechanism = mechanism
         self.deadline_s = self.cfg.deadline_ms / 1000.0
-        self.cover: Mechanism = Solid(config) if self.cfg.fallback == "solid" else Pixelate(config)
+        self.cover: Mechanism = build_mechanism(config, self.cfg.fallback)
         self._t_origin = time.monotonic()
         self._output_threads: list[threading.Thread] = []
         self._faces_threads: dict[str, threading.Thread] = {}
@@ -423,7 +423,7 @@ class LivePipeline:
         for stream in self.streams:  # load the detectors first: the first frames then meet a ready stage
             if stream.faces is None:
                 # The tracker is given each frame's capture time, so its fps is only a default.
-                stream.faces = FaceStage(self.config, stream.fps or DEFAULT_FPS)
+                stream.faces = build_face_stage(self.config, stream.fps or DEFAULT_FPS)
         self.started_at = time.monotonic()
         for stream in self.streams:
             stream.metrics.started = self.started_at

@@ -17,14 +17,16 @@ import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..config import Config
+from ..config_base import Section
 from ..errors import ModelError
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
+from .spec import MechanismContext, MechanismSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,41 @@ AUTOENCODER_MODEL_DIR = MODELS / "dpimage"
 # Faces smaller than this (eye-to-mouth, in pixels) carry too little identity to model well and
 # decode badly: they are pixelated instead (fail closed: still covered).
 MIN_FACE_PIXELS = 12
+
+
+class DpImageConfig(Section):
+    # None: the generator design shipped inside the package (models/dpimage-gan, needs the
+    # random-face package); "autoencoder": the first, small autoencoder (models/dpimage); or a folder.
+    model: Path | None = None
+    # A model folder outside streamdp's own must be allowed explicitly (its privacy metadata is
+    # still validated); streamdp's own files are checked against their shipped checksums.
+    allow_custom_model: bool = False
+    mechanism: Literal["laplace", "metric", "gaussian", "identity-only", "none"] = "laplace"
+    epsilon: float = Field(8.0, gt=0.0)
+    delta: float = Field(1e-6, gt=0.0, lt=1.0)  # gaussian only
+    # Seconds between fresh releases per track (each a new face and another epsilon); None: one
+    # release for the whole track, one face per person while in view (the autoencoder: 10 s).
+    release_interval: float | None = Field(None, gt=0.0)
+    # Generator design only:
+    generator_backend: Literal["auto", "openvino", "onnxruntime"] = "auto"  # auto: CUDA ORT, else OpenVINO CPU
+    truncation: float = Field(0.7, gt=0.0, le=1.0)  # of the random detail: lower is plainer, more typical
+    yaw_steps: int = Field(5, ge=1, le=5)  # head poses a release is rendered at (on demand)
+    render_size: int = Field(256, ge=64, le=1024)  # side of the rendered aligned face crop
+    # async: a new face is pixelated until its render lands (never raw, never a stalled stream);
+    # auto: async for live and relay, sync for files (every frame gets its generated face)
+    render: Literal["auto", "sync", "async"] = "auto"
+    relink_seconds: float = Field(2.0, ge=0.0, le=60.0)  # a track re-found at the same place keeps its face
+    # At a release's first render, up to this many candidate faces (best predicted match to the
+    # hair/background around the face first) are rendered and the best actual match kept.
+    render_candidates: int = Field(3, ge=1, le=8)
+    # Gaussian blur (sigma as a fraction of the face box) over the box outside the face ellipse:
+    # hair, ears and background that the decoder otherwise keeps as context. 0 keeps them.
+    context_blur: float = Field(0.0, ge=0.0, le=2.0)
+    # Run the decoder for a track every N frames; in between its last decoded face is re-pasted
+    # with the current frame's alignment (follows the face; expression lags). Same release: no ε.
+    decode_every: int = Field(2, ge=1, le=10)
+    seed: int | None = None  # tests only; production noise comes from the OS entropy pool
+
 
 
 def select_providers(available: list[str] | None = None) -> list[str]:
@@ -144,12 +181,11 @@ def model_format(model_dir: Path) -> str:
     return fmt
 
 
-def check_model_dir(model_dir: Path, config: Config, names: tuple[str, ...]) -> None:
+def check_model_dir(model_dir: Path, allow: bool, names: tuple[str, ...]) -> None:
     """streamdp's own model files must match their checksums; another folder needs
-    ``mechanism.dp_image.allow_custom_model`` (``model_files.check_model_path``)."""
+    ``mechanism.dp_image.allow_custom_model`` (``allow``; ``model_files.check_model_path``)."""
     from ..model_files import check_model_path
 
-    allow = config.mechanism.dp_image.allow_custom_model
     for name in names:
         path = model_dir / name
         if not path.is_file():
@@ -157,16 +193,17 @@ def check_model_dir(model_dir: Path, config: Config, names: tuple[str, ...]) -> 
         check_model_path(path, allow, "dp-image model")
 
 
-def build_dp_image(config: Config) -> Mechanism:
+def build_dp_image(mechanism_config: Any, context: MechanismContext) -> Mechanism:
     """The dp-image mechanism for the configured model folder: the generator design
     (``dpimage-gan-v1``, the default) or the autoencoder (``dpimage-v1``)."""
-    model_dir = resolve_model_dir(config.mechanism.dp_image.model)
-    check_model_dir(model_dir, config, ("encoder.onnx",))
+    cfg: DpImageConfig = mechanism_config.dp_image
+    model_dir = resolve_model_dir(cfg.model)
+    check_model_dir(model_dir, cfg.allow_custom_model, ("encoder.onnx",))
     if model_format(model_dir) == "dpimage-gan-v1":
         from .dp_image_gan import GanDpImage
 
-        return GanDpImage(config, model_dir)
-    return DpImage(config)
+        return GanDpImage(mechanism_config, context, model_dir)
+    return DpImage(mechanism_config, context)
 
 
 class DpImage(Mechanism):
@@ -174,19 +211,19 @@ class DpImage(Mechanism):
 
     name = "dp-image"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, mechanism_config: Any, context: MechanismContext) -> None:
         from ..align import face_mask
         from ..privacy.accounting import PrivacyLedger, TrackNoiseBank
         from ..privacy.mechanisms import build_latent_mechanism
-        from .pixel import Blur, Pixelate
+        from .pixel import Blur, BlurConfig, Pixelate
 
-        cfg = config.mechanism.dp_image
+        cfg: DpImageConfig = mechanism_config.dp_image
         self.cfg = cfg
-        self.max_batch = config.batch.max_batch
-        self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
+        self.max_batch = context.max_batch
+        self.box_margin = context.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
         model_dir = resolve_model_dir(cfg.model) if cfg.model is not None else AUTOENCODER_MODEL_DIR
         if model_dir.is_dir():
-            check_model_dir(model_dir, config, ("encoder.onnx", "decoder.onnx"))
+            check_model_dir(model_dir, cfg.allow_custom_model, ("encoder.onnx", "decoder.onnx"))
         self.model = PrivatizerModel(model_dir)
         self.crop_size = self.model.crop_size
         self.mask = face_mask(self.crop_size, self.model.mask_feather)
@@ -196,8 +233,10 @@ class DpImage(Mechanism):
         interval = cfg.release_interval if cfg.release_interval is not None else 10.0  # the autoencoder's default
         self.noise_bank = TrackNoiseBank(self.latent_mechanism, interval)
         self.ledger: PrivacyLedger = self.noise_bank.ledger
-        self.fallback = Pixelate(config)  # for faces too small to model: still covered
-        self.context_blur = Blur(config, sigma_fraction=cfg.context_blur) if cfg.context_blur > 0 else None
+        feather = mechanism_config.feather
+        self.fallback = Pixelate(mechanism_config.pixelate, feather)  # for faces too small to model: still covered
+        self.context_blur = (Blur(BlurConfig(sigma_fraction=cfg.context_blur), feather)
+                             if cfg.context_blur > 0 else None)
         self.faces_modelled = 0
         self.faces_encoded = 0  # encoder runs: one per release, not one per frame
         self.faces_decoded = 0  # decoder runs: one per face every decode_every frames
@@ -400,3 +439,26 @@ def time_model(model: PrivatizerModel, batch: int = 8, repeats: int = 5) -> floa
     for _ in range(repeats):
         model.decode(model.encode(x), x, kp)
     return (time.perf_counter() - t0) / (repeats * batch)
+
+
+def _sweep_overrides(p: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "mechanism.dp_image.mechanism": p.get("mechanism", "laplace"),
+        "mechanism.dp_image.epsilon": p.get("epsilon", 8.0),
+    }
+    if p.get("model"):
+        out["mechanism.dp_image.model"] = p["model"]
+        out["mechanism.dp_image.allow_custom_model"] = True  # named in the sweep: explicit
+    if "context_blur" in p:
+        out["mechanism.dp_image.context_blur"] = p["context_blur"]
+    return out
+
+
+MECHANISMS = [
+    MechanismSpec(
+        "dp-image", "a generated face from a noised latent, with an epsilon per release (the default)",
+        DpImageConfig, build_dp_image,
+        sweep_params={"epsilon": float, "mechanism": str, "model": str, "context_blur": float},
+        sweep_overrides=_sweep_overrides,
+    ),
+]

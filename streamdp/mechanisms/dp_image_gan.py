@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config
 from ..errors import ModelError
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
+from .spec import MechanismContext
 from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class GanDpImage(Mechanism):
 
     name = "dp-image"
 
-    def __init__(self, config: Config, model_dir: Path) -> None:
+    def __init__(self, mechanism_config: Any, context: MechanismContext, model_dir: Path) -> None:
         from ..generator.backend import GENERATOR_NAME, select_backend
         from ..generator.latent import LatentSpace
         from ..generator.render import FaceRenderer, generated_face_mask
@@ -105,11 +105,11 @@ class GanDpImage(Mechanism):
         from .dp_image import _check_io, _session, check_model_dir, select_providers
         from .pixel import Pixelate
 
-        cfg = config.mechanism.dp_image
+        cfg = mechanism_config.dp_image
         self.cfg = cfg
         self.model_dir = model_dir
-        self.box_margin = config.track.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
-        check_model_dir(model_dir, config, ("encoder.onnx", "latent.npz"))
+        self.box_margin = context.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
+        check_model_dir(model_dir, cfg.allow_custom_model, ("encoder.onnx", "latent.npz"))
         enc_path = model_dir / "encoder.onnx"
         self.encoder = _session(enc_path, select_providers())
         self.metadata = dict(self.encoder.get_modelmeta().custom_metadata_map)
@@ -131,7 +131,7 @@ class GanDpImage(Mechanism):
         self.ledger = self.noise_bank.ledger
         # Public randomness for the detail of each new face: independent of every input.
         self.rng = np.random.default_rng(secrets.randbits(128) if cfg.seed is None else cfg.seed + 1)
-        self.pixelate = Pixelate(config)
+        self.pixelate = Pixelate(mechanism_config.pixelate, mechanism_config.feather)
         self.render_async = cfg.render == "async"
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dp-render") if self.render_async else None
         self._render_lock = threading.Lock()  # the generator and its detector are used by one thread at a time

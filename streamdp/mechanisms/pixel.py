@@ -9,16 +9,34 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from ..composite import cover_boxes
-from ..config import Config
+from ..config_base import Section
 from ..types import FrameJob
 from .base import Mechanism
+from .spec import MechanismContext, MechanismSpec
+
+DEFAULT_FEATHER = 0.15  # mask feathering as a fraction of the box size (``mechanism.feather``)
+
+
+class PixelateConfig(Section):
+    # Number of blocks across the face box (a real mosaic, never a one-pixel "mosaic").
+    blocks: int = Field(8, ge=2, le=64)
+
+
+class BlurConfig(Section):
+    # Gaussian sigma as a fraction of the face box size; strong by default.
+    sigma_fraction: float = Field(0.25, ge=0.02, le=2.0)
+
+
+class SolidConfig(Section):
+    color: tuple[int, int, int] = (0, 0, 0)
 
 
 class _BoxMechanism(Mechanism):
-    def __init__(self, config: Config) -> None:
-        self.feather = config.mechanism.feather
+    def __init__(self, feather: float = DEFAULT_FEATHER) -> None:
+        self.feather = feather
 
     def cover(self, roi: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -34,9 +52,9 @@ class Pixelate(_BoxMechanism):
 
     name = "pixelate"
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.blocks = config.mechanism.pixelate.blocks
+    def __init__(self, settings: PixelateConfig | None = None, feather: float = DEFAULT_FEATHER) -> None:
+        super().__init__(feather)
+        self.blocks = (settings or PixelateConfig()).blocks
 
     def cover(self, roi: np.ndarray) -> np.ndarray:
         h, w = roi.shape[:2]
@@ -54,9 +72,9 @@ class Blur(_BoxMechanism):
 
     name = "blur"
 
-    def __init__(self, config: Config, sigma_fraction: float | None = None) -> None:
-        super().__init__(config)
-        self.sigma_fraction = config.mechanism.blur.sigma_fraction if sigma_fraction is None else sigma_fraction
+    def __init__(self, settings: BlurConfig | None = None, feather: float = DEFAULT_FEATHER) -> None:
+        super().__init__(feather)
+        self.sigma_fraction = (settings or BlurConfig()).sigma_fraction
 
     def cover(self, roi: np.ndarray) -> np.ndarray:
         h, w = roi.shape[:2]
@@ -76,9 +94,9 @@ class Blur(_BoxMechanism):
 class Solid(_BoxMechanism):
     name = "solid"
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.color = np.array(config.mechanism.solid.color, dtype=np.uint8)
+    def __init__(self, settings: SolidConfig | None = None, feather: float = DEFAULT_FEATHER) -> None:
+        super().__init__(feather)
+        self.color = np.array((settings or SolidConfig()).color, dtype=np.uint8)
 
     def cover(self, roi: np.ndarray) -> np.ndarray:
         out = np.empty_like(roi)
@@ -87,3 +105,23 @@ class Solid(_BoxMechanism):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "color": self.color.tolist(), "feather": self.feather}
+
+
+MECHANISMS = [
+    MechanismSpec(
+        "pixelate", "a mosaic of the face box (no formal guarantee)", PixelateConfig,
+        lambda m, ctx: Pixelate(m.pixelate, m.feather), cover=True,
+        sweep_params={"blocks": int},
+        sweep_overrides=lambda p: {"mechanism.pixelate.blocks": p["blocks"]} if "blocks" in p else {},
+    ),
+    MechanismSpec(
+        "blur", "a strong Gaussian blur of the face box (no formal guarantee)", BlurConfig,
+        lambda m, ctx: Blur(m.blur, m.feather), cover=True,
+        sweep_params={"sigma": float},
+        sweep_overrides=lambda p: {"mechanism.blur.sigma_fraction": p["sigma"]} if "sigma" in p else {},
+    ),
+    MechanismSpec(
+        "solid", "the face box filled with one colour", SolidConfig,
+        lambda m, ctx: Solid(m.solid, m.feather), cover=True, sweep_params={},
+    ),
+]

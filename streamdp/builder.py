@@ -1,0 +1,36 @@
+"""The pipeline builder: the one place that composes configuration sections into stages.
+
+Every stage is built from its own section (the detector from ``detect``, the tracker from
+``track``, the mechanism from ``mechanism``); the facts one stage needs about another (the
+tracker's box margin for a model mechanism, the batch size, the look-back that settles the
+detector's tile schedule) are passed here, explicitly, and nowhere else. ``run``, ``live``,
+``relay``, ``batch``, ``eval`` and the Python API build their stages through these functions.
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .faces import FaceStage
+from .mechanisms import Mechanism, MechanismContext, create_mechanism
+from .privatizer import Privatizer
+
+# The cover used when the mechanism fails on a batch (never the raw face).
+FAIL_CLOSED_COVER = "solid"
+
+
+def mechanism_context(config: Config) -> MechanismContext:
+    return MechanismContext(box_margin=config.track.box_margin, max_batch=config.batch.max_batch)
+
+
+def build_mechanism(config: Config, name: str | None = None) -> Mechanism:
+    """The configured mechanism (or the mechanism ``name``, with its section from ``config``)."""
+    return create_mechanism(config.mechanism, mechanism_context(config), name)
+
+
+def build_privatizer(config: Config, mechanism: Mechanism) -> Privatizer:
+    return Privatizer(mechanism, build_mechanism(config, FAIL_CLOSED_COVER))
+
+
+def build_face_stage(config: Config, fps: float, lookback_frames: float = 0.0) -> FaceStage:
+    """One stream's detector + tracker. ``lookback_frames``: the files' look-back in frames (0 live)."""
+    return FaceStage(config.detect, config.track, fps, lookback_frames)
