@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import InputError, OutputError
+from .decode import error_reason
 
 MediaKind = Literal["video", "image"]
 
@@ -85,12 +86,6 @@ def probe_kind(path: str | Path) -> MediaKind:
     return "video"
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, single-line reason from an FFmpeg / OS error."""
-    msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(msg).split())
-
-
 def _mp4_without_moov(path: Path) -> bool:
     """True for an MP4/MOV whose top-level boxes lack ``moov`` (the index is written last, so a
     recording that was cut off, or a partial download, has none and cannot be decoded at all)."""
@@ -120,7 +115,7 @@ def _mp4_without_moov(path: Path) -> bool:
 
 def open_error(path: Path, exc: BaseException) -> InputError:
     """The one-line ``InputError`` for a file FFmpeg could not open."""
-    reason = _reason(exc)
+    reason = error_reason(exc)
     if _mp4_without_moov(path):
         reason = "no 'moov' index: the file is incomplete, e.g. a recording that was cut off"
     return InputError(f"not a readable video or image: {path} ({reason})")
@@ -191,7 +186,7 @@ def check_writable_dir(folder: Path) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".streamdp-write-test{TMP_MARKER}", dir=anc)
     except OSError as exc:
-        why = "" if exc.errno == errno.ENOENT else f" ({_reason(exc)})"
+        why = "" if exc.errno == errno.ENOENT else f" ({error_reason(exc)})"
         raise OutputError(f"output folder is not writable: {anc}{why}") from None
     os.close(fd)
     try:
@@ -297,7 +292,7 @@ class atomic_output:  # noqa: N801  (used like a function: ``with atomic_output(
                 prefix=f".{self.dst.name}{TMP_MARKER}", suffix=self.dst.suffix, dir=self.dst.parent
             )
         except OSError as exc:
-            raise OutputError(f"cannot write output {self.dst}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write output {self.dst}: {error_reason(exc)}") from None
         os.close(fd)
         self.path = Path(tmp)
         self.done = False
@@ -313,7 +308,7 @@ class atomic_output:  # noqa: N801  (used like a function: ``with atomic_output(
             os.replace(self.path, final)
         except OSError as exc:
             self.discard()
-            raise OutputError(f"cannot write output {final}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write output {final}: {error_reason(exc)}") from None
         self.done = self.committed = True
         return final
 

@@ -29,7 +29,9 @@ import numpy as np
 
 from .config import OutputConfig
 from .errors import ConfigError, InputError, OutputError
-from .media import _reason, atomic_output
+from .decode import DEFAULT_FPS, error_reason
+from .encode import SWS_COLORSPACE, add_video_stream, generous_bitrate, quality_options, video_frame
+from .media import atomic_output
 from .source import VideoInfo
 from .types import Frame
 
@@ -45,16 +47,6 @@ _VIDEO_FALLBACKS = {  # tried in order when the configured codec does not fit th
     "avi": ["libx264", "mpeg4"],
     "asf": ["libx264", "msmpeg4v3"],
 }
-_PRESET_TO_CPU_USED = {
-    "ultrafast": 8, "superfast": 7, "veryfast": 6, "faster": 5, "fast": 4,
-    "medium": 3, "slow": 2, "slower": 1, "veryslow": 0, "placebo": 0,
-}  # fmt: skip
-_PRESET_TO_SVT = {
-    "ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
-    "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 0,
-}  # fmt: skip
-# AVColorSpace -> swscale colour matrix name (PyAV's reformat wants SWS_CS_* names).
-_SWS_COLORSPACE = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 
 
 def _needs_even(pix_fmt: str) -> tuple[bool, bool]:
@@ -111,7 +103,7 @@ class VideoSink:
         try:
             self._out = av.open(str(self._tmp.path), mode="w")
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise OutputError(f"cannot write output {self.dst}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write output {self.dst}: {error_reason(exc)}") from None
         self._format = self._out.format.name.split(",")[0]
         try:
             self._supported = self._out.supported_codecs
@@ -200,7 +192,7 @@ class VideoSink:
                 f"padded to {width}x{height} by repeating the edge pixels"
             )
 
-        fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        fps = info.fps if info.fps and info.fps > 0 else DEFAULT_FPS
         if self._cfr:
             enc_tb = Fraction(1, 1) / fps
             self.notes.append(
@@ -211,73 +203,36 @@ class VideoSink:
         self._enc_tb = enc_tb
         self._step = max(1, int(round(1 / (fps * enc_tb))))  # one frame, in encoder ticks
 
-        options: dict[str, str] = {}
         bit_rate = int(cfg.bitrate) if cfg.bitrate else 0
-        crf = cfg.crf
-        if codec in ("libx264", "libx265", "libx264rgb"):
-            if not bit_rate and crf is not None:
-                if crf > 51:
-                    self.notes.append(f"crf {crf} is out of range for {codec}; using 51")
-                    crf = 51
-                options["crf"] = str(crf)
-            if cfg.preset:
-                options["preset"] = cfg.preset
-            if codec == "libx265":
-                options["x265-params"] = "log-level=error"
-        elif codec in ("libvpx-vp9", "libvpx"):
-            if not bit_rate and crf is not None:
-                options["crf"] = str(min(crf, 63))
-                options["b"] = "0"
-            options["deadline"] = "good"
-            options["cpu-used"] = str(_PRESET_TO_CPU_USED.get(cfg.preset or "", 4))
-            options["row-mt"] = "1"
-        elif codec == "libsvtav1":
-            if not bit_rate and crf is not None:
-                options["crf"] = str(min(crf, 63))
-            options["preset"] = str(_PRESET_TO_SVT.get(cfg.preset or "", 8))
-        elif not bit_rate:
-            # Encoders without a constant-quality knob: a generous bitrate for the frame size.
-            bit_rate = int(max(500_000, width * height * float(fps) * 0.2))
-
+        options, bit_rate = quality_options(codec, cfg.crf, cfg.preset, bit_rate, (width, height), float(fps),
+                                            self.notes)
         try:
-            vs = self._out.add_stream(codec, rate=fps, options=options, time_base=enc_tb)
+            vs = add_video_stream(self._out, codec, fps, enc_tb, (width, height), pix_fmt, options, bit_rate)
         except (av.FFmpegError, ValueError) as exc:
             default = self._out.default_video_codec
             if codec == default:
-                raise OutputError(f"cannot encode {codec} into {self.dst}: {_reason(exc)}") from None
+                raise OutputError(f"cannot encode {codec} into {self.dst}: {error_reason(exc)}") from None
             self.codec = codec = self._fallback_codec(codec)
-            try:
-                vs = self._out.add_stream(codec, rate=fps, time_base=enc_tb)
-            except (av.FFmpegError, ValueError) as exc2:
-                raise OutputError(f"cannot encode {codec} into {self.dst}: {_reason(exc2)}") from None
-            options = {}
-            if not bit_rate:
-                bit_rate = int(max(500_000, width * height * float(fps) * 0.2))
+            bit_rate = bit_rate or generous_bitrate(width, height, float(fps))
             fmts = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
             if fmts and pix_fmt not in fmts:
                 self.pix_fmt = pix_fmt = "yuv420p" if "yuv420p" in fmts else fmts[0]
-        vs.width, vs.height = width, height
-        vs.pix_fmt = pix_fmt
-        if bit_rate:
-            vs.bit_rate = bit_rate
+            try:
+                vs = add_video_stream(self._out, codec, fps, enc_tb, (width, height), pix_fmt, {}, bit_rate)
+            except (av.FFmpegError, ValueError) as exc2:
+                raise OutputError(f"cannot encode {codec} into {self.dst}: {error_reason(exc2)}") from None
         ctx = vs.codec_context
         if codec == "libx265" and self._format in _MOV_FORMATS:
             try:
                 ctx.codec_tag = "hvc1"  # what Apple players require (FFmpeg defaults to hev1)
             except (AttributeError, ValueError):  # pragma: no cover
                 pass
-        ctx.time_base = enc_tb
-        vs.time_base = enc_tb
         ctx.thread_count = 0 if self.threads in ("auto", None, 0) else int(self.threads)
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
             ctx.sample_aspect_ratio = info.sample_aspect_ratio
         # Colour description: convert RGB back with the input's matrix/range, and say so in the VUI.
-        self._sws_cs = _SWS_COLORSPACE.get(info.colorspace)
+        self._sws_cs = SWS_COLORSPACE.get(info.colorspace)
         self._range = info.color_range if info.color_range in (1, 2) else None
-        # OpenCV's RGB->I420 is BT.601 limited range (as swscale's default) and ~10x faster than
-        # swscale's unaccelerated rgb24->yuv420p path (0.3 vs 3 ms a 360p frame): use it when the
-        # output is exactly that. Checked against swscale in tests/test_io.py.
-        self._fast_i420 = self._sws_cs in (None, "itu601") and self._range in (None, 1)
         try:
             if info.colorspace != 2:
                 ctx.colorspace = info.colorspace
@@ -301,7 +256,7 @@ class VideoSink:
         try:
             aux = av.open(str(self.source_path), metadata_errors="ignore")
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"not a readable video or image: {self.source_path} ({_reason(exc)})") from None
+            raise InputError(f"not a readable video or image: {self.source_path} ({error_reason(exc)})") from None
         self._aux = aux
         wanted = []
         for s in aux.streams:
@@ -362,7 +317,7 @@ class VideoSink:
                 enc.layout = layout if layout.nb_channels <= 2 or target != "libmp3lame" else "stereo"
             enc.bit_rate = 192_000 if (layout is None or layout.nb_channels <= 2) else 384_000
         except (ValueError, av.FFmpegError) as exc:
-            self.notes.append(f"audio stream #{s.index} ({cname}) could not be transcoded ({_reason(exc)}); dropped")
+            self.notes.append(f"audio stream #{s.index} ({cname}) could not be transcoded ({error_reason(exc)}); dropped")
             s.discard = av.stream.Discard.all
             return
         self._copy_stream_meta(s, enc)
@@ -412,7 +367,7 @@ class VideoSink:
                 return
             except av.FFmpegError as exc:
                 recoveries += 1
-                log.warning("read error in %s audio: %s", self.source_path, _reason(exc))
+                log.warning("read error in %s audio: %s", self.source_path, error_reason(exc))
                 if recoveries > 64:
                     return
 
@@ -471,7 +426,6 @@ class VideoSink:
     def write(self, frame: Frame) -> None:
         """Encode one RGB frame at its own pts (frames must come in presentation order)."""
         import av
-        import cv2
 
         if self._closed:
             raise RuntimeError("VideoSink is closed")
@@ -486,17 +440,13 @@ class VideoSink:
             img = np.pad(img, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         pts = self._frame_pts(frame)
         try:
-            if self._fast_i420 and self.pix_fmt == "yuv420p":
-                vf = av.VideoFrame.from_ndarray(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
-            else:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                vf = vf.reformat(format=self.pix_fmt, dst_colorspace=self._sws_cs, dst_color_range=self._range)
+            vf = video_frame(img, self.pix_fmt, self._sws_cs, self._range)
             vf.pts = pts
             vf.time_base = self._enc_tb
             for packet in self._vs.encode(vf):
                 self._mux_video(packet)
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"encoding {self.dst} failed: {_reason(exc)}") from None
+            raise OutputError(f"encoding {self.dst} failed: {error_reason(exc)}") from None
         self.frames_written += 1
         self._last_pts = pts
 
@@ -538,7 +488,7 @@ class VideoSink:
             self._flush_transcoders()
             self._out.close()
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"encoding {self.dst} failed: {_reason(exc)}") from None
+            raise OutputError(f"encoding {self.dst} failed: {error_reason(exc)}") from None
         finally:
             self._out = None
             self._closed = True
@@ -632,7 +582,7 @@ def write_image(dst: str | Path, image_rgb: np.ndarray, cfg: OutputConfig | None
     try:
         ok, buf = cv2.imencode(ext, bgr, params)
     except cv2.error as exc:
-        raise OutputError(f"cannot encode image {dst}: {_reason(exc)}") from None
+        raise OutputError(f"cannot encode image {dst}: {error_reason(exc)}") from None
     if not ok:
         raise OutputError(f"cannot encode image {dst}")
     with atomic_output(dst) as tmp:
@@ -640,5 +590,5 @@ def write_image(dst: str | Path, image_rgb: np.ndarray, cfg: OutputConfig | None
             with open(tmp, "wb") as fh:
                 fh.write(buf.tobytes())
         except OSError as exc:
-            raise OutputError(f"cannot write output {dst}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write output {dst}: {error_reason(exc)}") from None
     return dst

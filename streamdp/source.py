@@ -14,17 +14,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .decode import DEFAULT_FPS, decode_frames, error_reason, stream_fps, to_rgb
 from .errors import InputError
-from .media import _reason, open_error
+from .media import open_error
 from .types import Frame
 
 log = logging.getLogger(__name__)
 
 _MAX_DEMUX_RECOVERIES = 64  # demuxer errors we step over before treating the rest as unreadable
-_DEFAULT_FPS = Fraction(25)
 
 
 @dataclass
@@ -55,10 +56,6 @@ class VideoInfo:
     start_pts: int | None = None  # pts of the first decoded frame
     container_format: str = ""
     stream_index: int = 0  # index of the video stream in the input container
-
-    @property
-    def fps_float(self) -> float:
-        return float(self.fps)
 
 
 def _display_matrix(frame) -> tuple[int, ...] | None:
@@ -92,33 +89,6 @@ def _rotation_tag(stream) -> int | None:
         return None
 
 
-# AVColorSpace values OpenCV's YUV->RGB matches: unspecified (swscale then assumes BT.601 too),
-# BT.470BG and SMPTE 170M (both BT.601). AVColorRange: unspecified or MPEG (limited).
-_BT601_SPACES = (2, 5, 6)
-_LIMITED_RANGES = (0, 1)
-
-
-def _to_rgb(av_frame) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Decoded frame -> RGB uint8 (H, W, 3).
-
-    The common case (8-bit 4:2:0, BT.601, limited range) goes through OpenCV, ~10x faster than
-    swscale's unaccelerated rgb24 path and equal to it within a few levels (chroma upsampling
-    differs at edges; tests/test_io.py). Everything else (BT.709, full range, 10-bit, 4:4:4...)
-    goes through swscale with the frame's own colour description.
-    """
-    import cv2
-
-    if (
-        av_frame.format.name == "yuv420p"
-        and av_frame.colorspace in _BT601_SPACES
-        and av_frame.color_range in _LIMITED_RANGES
-        and av_frame.width % 2 == 0
-        and av_frame.height % 2 == 0
-    ):
-        return cv2.cvtColor(av_frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
-    return av_frame.to_ndarray(format="rgb24", src_color_range=av_frame.color_range or None)
-
-
 class VideoSource:
     """A video file opened for streaming decode.
 
@@ -131,7 +101,6 @@ class VideoSource:
 
         self.path = Path(path)
         self.corrupt_frames = 0  # packets that failed to decode (their frames are lost)
-        self.damaged_frames = 0  # frames the decoder flagged as corrupt but still produced
         self.frames_read = 0
         self._iterated = False
         if not self.path.exists():
@@ -180,9 +149,7 @@ class VideoSource:
         self._first = first
 
         tb = st.time_base or Fraction(1, 90000)
-        fps = st.average_rate or st.guessed_rate or st.base_rate
-        if not fps or fps <= 0 or fps > 1000:
-            fps = _DEFAULT_FPS
+        fps = stream_fps(st, lo=1e-9) or DEFAULT_FPS
         duration_s: float | None = None
         if st.duration:
             duration_s = float(st.duration * tb)
@@ -225,39 +192,13 @@ class VideoSource:
 
     # ------------------------------------------------------------------------------- decoding
 
-    def _decode(self):
-        """Yield PyAV frames; skip (and count) packets that fail to decode."""
-        import av
+    def _decode(self) -> Iterator[Any]:
+        return decode_frames(self._container, self._stream, on_bad_packet=self._bad_packet,
+                             demux_recoveries=_MAX_DEMUX_RECOVERIES, label=str(self.path))
 
-        ctx = self._ctx
-        recoveries = 0
-        flushed = False
-        while True:
-            try:
-                for packet in self._container.demux(self._stream):
-                    if packet.size == 0 and packet.dts is None:
-                        flushed = True
-                        packet = None
-                    try:
-                        frames = ctx.decode(packet)
-                    except av.EOFError:
-                        frames = []
-                    except av.FFmpegError as exc:
-                        self.corrupt_frames += 1
-                        log.debug("skipping undecodable packet in %s: %s", self.path, _reason(exc))
-                        continue
-                    yield from frames
-                break
-            except av.FFmpegError as exc:  # demuxer error: step over it, resume where it stopped
-                recoveries += 1
-                log.warning("read error in %s: %s", self.path, _reason(exc))
-                if recoveries > _MAX_DEMUX_RECOVERIES:
-                    break
-        if not flushed:
-            try:
-                yield from ctx.decode(None)
-            except av.FFmpegError:
-                pass
+    def _bad_packet(self, exc: BaseException) -> None:
+        self.corrupt_frames += 1
+        log.debug("skipping undecodable packet in %s: %s", self.path, error_reason(exc))
 
     def frames(self) -> Iterator[Frame]:
         """Every decoded frame in order, as RGB ``Frame`` s carrying the input's pts (single use)."""
@@ -281,11 +222,7 @@ class VideoSource:
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
-            if av_frame.is_corrupt:
-                self.damaged_frames += 1
-            image = _to_rgb(av_frame)
-            if not image.flags.c_contiguous:
-                image = np.ascontiguousarray(image)
+            image = to_rgb(av_frame)
             self.frames_read = index + 1
             yield Frame(index=index, image=image, pts=int(pts), time_base=tb)
             index += 1

@@ -12,7 +12,7 @@ MediaPipe's order: right eye, left eye, nose tip, mouth centre, right ear tragio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -31,7 +31,6 @@ class Frame:
     pts: int | None = None  # presentation timestamp in ``time_base`` units (None for images)
     time_base: Fraction | None = None
     # Opaque per-frame data the sink needs back (e.g. PyAV side data); stages pass it through untouched.
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def time_s(self) -> float | None:
@@ -125,4 +124,3 @@ class FrameJob:
     frame: Frame
     faces: Detections
     stream_id: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds spent on this frame

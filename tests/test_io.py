@@ -526,13 +526,16 @@ def test_nonincreasing_pts_are_nudged(tmp_path: Path) -> None:
 
 
 def test_fast_i420_conversion_matches_swscale_bt601() -> None:
-    """The sink's OpenCV RGB->I420 fast path must agree with swscale's BT.601 limited conversion."""
+    """The encoders' OpenCV RGB->I420 fast path (``encode.video_frame``, files and live) must agree
+    with swscale's BT.601 limited conversion."""
     import av
     import cv2
 
+    from streamdp.encode import video_frame
+
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 3)
-    fast = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).astype(int)
+    fast = video_frame(img).to_ndarray().astype(int)
     ref = (
         av.VideoFrame.from_ndarray(img, format="rgb24")
         .reformat(format="yuv420p", dst_colorspace="itu601", dst_color_range="MPEG")
@@ -549,7 +552,7 @@ def test_source_rgb_conversion_matches_swscale(tmp_path: Path, colorspace: str |
     """The source's OpenCV I420->RGB path (BT.601 limited) agrees with swscale; BT.709 uses swscale."""
     import cv2
 
-    from streamdp.source import _to_rgb
+    from streamdp.decode import to_rgb as _to_rgb
 
     rng = np.random.default_rng(1)
     img = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 3)

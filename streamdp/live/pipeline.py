@@ -392,8 +392,7 @@ class LivePipeline:
                     if size is None:
                         size = item.size
                         for worker in stream.workers:  # outputs open at the first frame, at this rate
-                            if not getattr(worker.sink, "fps", None):
-                                worker.sink.fps = fps  # type: ignore[attr-defined]
+                            worker.sink.start(fps)
                     item = covered.resized(item, size)
                     metrics.add_stage("handed_to_outputs", now - item.t_capture)
                     self._publish(stream, item, now, new=True)

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..config import LiveConfig, OutputConfig
 from ..errors import OutputError
-from ..media import _reason
+from ..decode import error_reason
+from ..encode import add_video_stream, low_latency_x264, video_frame
 from ..stages import END, Pipeline, Stopped
 from ..types import Frame
 from .backoff import Backoff
@@ -52,6 +53,13 @@ class Sink(ABC):
 
     name: str = "sink"
     measure_latency = True  # capture->write latency is recorded for this output
+    fps: float | None = None  # the output rate; None until ``start`` when not known up front
+
+    def start(self, fps: float) -> None:
+        """Called once before the first ``write`` with the stream's output rate (an input's rate
+        may only be known once it delivers frames); a rate given at construction is kept."""
+        if not self.fps:
+            self.fps = fps
 
     @abstractmethod
     def write(self, frame: CoveredFrame, t_out: float) -> bool:
@@ -63,20 +71,8 @@ class Sink(ABC):
 
 
 def x264_options(cfg: LiveConfig, fps: float) -> dict[str, str]:
-    """Low-latency libx264 settings: no B-frames, no lookahead, a short GOP."""
-    gop = max(1, int(round(cfg.gop_seconds * fps)))
-    opts = {
-        "preset": cfg.preset,
-        "tune": "zerolatency",
-        "crf": str(cfg.crf),
-        "bf": "0",
-        "g": str(gop),
-        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
-    }
-    if cfg.max_bitrate:
-        opts["maxrate"] = str(cfg.max_bitrate)
-        opts["bufsize"] = str(cfg.max_bitrate)  # about one second of VBV buffer
-    return opts
+    """The live section's low-latency libx264 settings (``encode.low_latency_x264``)."""
+    return low_latency_x264(cfg.preset, cfg.crf, fps, cfg.gop_seconds, cfg.max_bitrate)
 
 
 class _RtspSession:
@@ -111,11 +107,8 @@ class _RtspSession:
         options = {"rtsp_transport": "tcp", "timeout": str(int(self.cfg.open_timeout_s * 1e6))}
         out = av.open(self.url, "w", format="rtsp", options=options)
         try:
-            stream = out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001),
-                                    options=x264_options(self.cfg, self.fps))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.time_base = RTP_TIME_BASE
-            stream.time_base = RTP_TIME_BASE
+            stream = add_video_stream(out, "libx264", Fraction(self.fps).limit_denominator(1001), RTP_TIME_BASE,
+                                      (width, height), "yuv420p", x264_options(self.cfg, self.fps))
             stream.codec_context.max_b_frames = 0
             out.start_encoding()  # the RTSP handshake: ANNOUNCE, SETUP, RECORD
         except BaseException:
@@ -131,7 +124,7 @@ class _RtspSession:
         self._retry_at = time.monotonic() + delay
         if self._failed_since is None:
             self._failed_since = time.monotonic()
-        log.warning("output %s: %s (%s); retrying in %.1f s", self.label, what, redact_text(_reason(exc)), delay)
+        log.warning("output %s: %s (%s); retrying in %.1f s", self.label, what, redact_text(error_reason(exc)), delay)
         if self._out is not None:
             out, self._out, self._stream = self._out, None, None
             _close_quietly(out)
@@ -160,7 +153,7 @@ class _RtspSession:
         pts = int(round((t_out - self._t0) / RTP_TIME_BASE))
         pts = max(pts, self._last_pts + 1)
         try:
-            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf = video_frame(image)
             vf.pts, vf.time_base = pts, RTP_TIME_BASE
             for packet in self._stream.encode(vf):  # type: ignore[union-attr]
                 self._out.mux(packet)  # type: ignore[union-attr]

@@ -25,8 +25,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..config import LiveConfig
+from ..decode import DEFAULT_FPS, decode_frames, error_reason, stream_fps, to_rgb
 from ..errors import InputError
-from ..media import _reason
 from .backoff import Backoff
 from .metrics import StreamMetrics
 from .redact import redact_text, redact_url
@@ -58,14 +58,6 @@ class Capture(Protocol):
 
 
 Opener = Callable[[], Capture]
-
-
-def _sane_fps(value: Any) -> float | None:
-    try:
-        fps = float(value) if value else None
-    except (TypeError, ZeroDivisionError, ValueError):
-        return None
-    return fps if fps and 0.5 <= fps <= 240 else None
 
 
 class PyAVCapture:
@@ -104,7 +96,8 @@ class PyAVCapture:
             ctx.thread_type = "SLICE"
             self._ctx = ctx
             st = self._stream
-            self.fps = _sane_fps(st.average_rate) or _sane_fps(st.guessed_rate) or _sane_fps(st.base_rate)
+            rate = stream_fps(st, hi=240.0)
+            self.fps = float(rate) if rate else None
             self.time_base: Fraction | None = st.time_base
             self._frames = self._decode()
         except BaseException:
@@ -115,19 +108,12 @@ class PyAVCapture:
         self._last_pts: int | None = None
 
     def _decode(self) -> Iterator[Any]:
-        import av
+        # A demuxer error is raised (demux_recoveries=0): the source reconnects.
+        return decode_frames(self._container, self._stream, on_bad_packet=self._bad_packet,
+                             label=redact_url(self.target))
 
-        for packet in self._container.demux(self._stream):
-            if packet.size == 0 and packet.dts is None:  # demuxer flush packet
-                packet = None
-            try:
-                frames = self._ctx.decode(packet)
-            except av.EOFError:
-                return
-            except (av.InvalidDataError, av.PatchWelcomeError, ValueError):
-                self.bad_packets += 1
-                continue
-            yield from frames
+    def _bad_packet(self, exc: BaseException) -> None:
+        self.bad_packets += 1
 
     def read(self) -> np.ndarray | None:
         frame = next(self._frames, None)
@@ -135,13 +121,12 @@ class PyAVCapture:
             return None
         if self.realtime:
             self._pace(frame)
-        image = frame.to_ndarray(format="rgb24")
-        return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+        return to_rgb(frame)
 
     def _pace(self, frame: Any) -> None:
         pts = frame.pts
         if pts is None or self.time_base is None:
-            step = 1.0 / (self.fps or 25.0)
+            step = 1.0 / (self.fps or float(DEFAULT_FPS))
             pts_s = 0.0 if self._last_pts is None else self._last_pts + step
         else:
             pts_s = float(pts * self.time_base)
@@ -179,7 +164,8 @@ class OpenCVCapture:
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         if fps:
             self._cap.set(cv2.CAP_PROP_FPS, fps)
-        self.fps = _sane_fps(self._cap.get(cv2.CAP_PROP_FPS)) or fps
+        reported = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = (reported if 0.5 <= reported <= 240 else None) or fps
 
     def read(self) -> np.ndarray | None:
         import cv2
@@ -306,7 +292,7 @@ class LiveSource:
                 return self.opener()
             except Exception as exc:  # noqa: BLE001 - any failure to open is retried (or fatal for files)
                 self.metrics.add("input_errors")
-                reason = redact_text(_reason(exc))
+                reason = redact_text(error_reason(exc))
                 if type(exc).__name__ == "ProtocolNotFoundError":  # retrying cannot help
                     raise InputError(f"this FFmpeg build cannot read {self.label}: {reason}") from None
                 if self.kind == "file" or (self.kind == "camera" and not self.opened.is_set()):
@@ -344,7 +330,7 @@ class LiveSource:
                         self.metrics.add("frames_dropped_stale")
                     self.backoff.reset()
             except Exception as exc:  # noqa: BLE001 - a read failure means reconnect
-                reason = redact_text(_reason(exc)) or type(exc).__name__
+                reason = redact_text(error_reason(exc)) or type(exc).__name__
             finally:
                 self.metrics.set_connected(False)
                 cap.close()

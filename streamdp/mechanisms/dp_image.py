@@ -102,7 +102,7 @@ def _session(path: Path, providers: list[str]) -> Any:
     return sess
 
 
-def read_model_metadata(session: Any, path: Path) -> dict[str, str]:
+def _session_metadata(session: Any, path: Path) -> dict[str, str]:
     """The validated ``streamdp.*`` metadata of a loaded session (keys: ``privacy.REQUIRED_METADATA``)."""
     from ..privacy.mechanisms import validate_metadata
 
@@ -134,8 +134,8 @@ class PrivatizerModel:
         enc_path, dec_path = model_dir / "encoder.onnx", model_dir / "decoder.onnx"
         self.encoder = _session(enc_path, self.providers)
         self.decoder = _session(dec_path, self.providers)
-        self.metadata = read_model_metadata(self.encoder, enc_path)
-        dec_meta = read_model_metadata(self.decoder, dec_path)
+        self.metadata = _session_metadata(self.encoder, enc_path)
+        dec_meta = _session_metadata(self.decoder, dec_path)
         for key in ("streamdp.crop_size", "streamdp.latent_dim", "streamdp.version"):
             if dec_meta[key] != self.metadata[key]:
                 raise ModelError(f"encoder and decoder in {model_dir} disagree on {key}")
