@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,177 +122,18 @@ def _load(args: argparse.Namespace) -> Any:
     return config
 
 
-def _check_record_path(path: Path) -> None:
-    import os
+def _session(args: argparse.Namespace, argv: list[str], config: Any) -> Any:
+    from .session import LiveSession, SessionOptions
 
-    from ..errors import OutputError
-
-    if path.is_dir():
-        raise OutputError(f"recording path is a folder: {path}")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write the recording {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write the recording {path}: folder {parent} is not writable")
-
-
-class _Session:
-    """What one live command owns: the streams, the pipeline, servers, signals; torn down in order."""
-
-    def __init__(self, args: argparse.Namespace, argv: list[str], config: Any) -> None:
-        from datetime import datetime, timezone
-
-        self.args = args
-        self.argv = argv
-        self.config = config
-        self.started = datetime.now(timezone.utc)
-        self.streams: list[Any] = []
-        self.server = None
-        self.metrics_server = None
-        self.preview = None
-        self.pipeline = None
-        self.mechanism = None
-
-    # ---------------------------------------------------------------------------- outputs
-
-    def serve_url(self, path: str) -> str | None:
-        if self.args.serve is None:
-            return None
-        if self.server is None:
-            from .serve import ServerProcess
-
-            auth = None
-            if getattr(self.args, "serve_user", None):
-                password = os.environ.get("STREAMDP_SERVE_PASSWORD", "")
-                if not password:
-                    raise ConfigError("--serve-user needs the password in the STREAMDP_SERVE_PASSWORD environment variable")
-                auth = f"{self.args.serve_user}:{password}"
-            self.server = ServerProcess(self.args.serve_host, self.args.serve, auth=auth).start()
-            if not self.args.quiet:
-                host = "127.0.0.1" if self.args.serve_host in ("0.0.0.0", "::", "") else self.args.serve_host
-                print(f"streamdp: serving rtsp://{host}:{self.server.port}/{path}  "
-                      f"(watch: ffplay -rtsp_transport tcp rtsp://{host}:{self.server.port}/{path})", file=sys.stderr)
-        return self.server.publish_url(path)
-
-    def add_stream(self, name: str, source: Any, metrics: Any, output: str | None, record: Path | None,
-                   serve_path: str | None) -> None:
-        from .pipeline import LiveStream
-        from .sinks import RecordingSink, RtspPublisher
-
-        cfg = self.config.live
-        sinks: list[Any] = []
-        if output:
-            sinks.append(RtspPublisher(output, cfg.fps or 0.0, cfg, metrics))
-        if serve_path is not None:
-            url = self.serve_url(serve_path)
-            if url:
-                sinks.append(RtspPublisher(url, cfg.fps or 0.0, cfg, metrics))
-                metrics.outputs.append(f"serve:{serve_path}")
-        if record is not None:
-            _check_record_path(record)
-            sinks.append(RecordingSink(record, cfg.fps or 0.0, self.config.output, cfg.record_preset))
-            metrics.outputs.append(str(record))
-        if self.args.show and self.preview is None:
-            from .preview import PreviewSink, check_display
-
-            check_display()
-            self.preview = PreviewSink(f"streamdp: {name}", None)  # type: ignore[arg-type]
-            sinks.append(self.preview)
-        if not sinks:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"stream {name}: no output (give an RTSP URL, --serve PORT, -o FILE or --show)")
-        self.streams.append(LiveStream(len(self.streams), name, source, sinks, metrics, fps=cfg.fps))
-
-    # ------------------------------------------------------------------------------- run
-
-    def run(self) -> int:
-        from ..builder import build_mechanism
-        from .metrics import MetricsServer, prometheus_text
-        from .pipeline import LivePipeline
-
-        self.mechanism = build_mechanism(self.config)
-        self.pipeline = pipeline = LivePipeline(self.config, self.mechanism, self.streams)
-        if self.preview is not None:
-            self.preview.stop = pipeline.stop_event
-        cfg = self.config.live
-        if cfg.metrics_port is not None:
-            try:
-                self.metrics_server = MetricsServer(
-                    cfg.metrics_host, cfg.metrics_port, lambda: prometheus_text([s.metrics for s in self.streams])
-                ).start()
-            except OSError as exc:
-                from ..errors import ConfigError
-
-                raise ConfigError(f"cannot serve metrics on {cfg.metrics_host}:{cfg.metrics_port}: {exc.strerror}") from None
-            log.info("metrics: http://%s:%d/metrics", self.metrics_server.host, self.metrics_server.port)
-
-        reason = "end of input"
-        previous = {}
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            nonlocal reason
-            if pipeline.stop_event.is_set():
-                raise KeyboardInterrupt  # a second Ctrl-C: stop waiting
-            reason = signal.Signals(signum).name
-            pipeline.stop_event.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-        try:
-            pipeline.start()
-            import time
-
-            t_end = time.monotonic() + self.args.duration if self.args.duration else None
-            while not pipeline.stop_event.is_set():
-                if self.preview is not None:
-                    self.preview.pump()
-                else:
-                    pipeline.stop_event.wait(0.1)
-                if pipeline.finished():
-                    if not pipeline.pipe.errors:
-                        pipeline.wait_outputs()
-                    break
-                if t_end is not None and time.monotonic() >= t_end:
-                    reason = "duration"
-                    break
-            if pipeline.stop_event.is_set() and reason == "end of input":
-                reason = "q key" if self.preview is not None else reason
-            pipeline.stop(reason)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.close()
-        pipeline.raise_if_failed()
-        self.finish_report()
-        return 0
-
-    def close(self) -> None:
-        if self.pipeline is not None and not self.pipeline.stop_event.is_set():
-            self.pipeline.stop("error")
-        if self.preview is not None:
-            self.preview.destroy()
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
-        if self.server is not None:
-            self.server.stop()
-        if self.mechanism is not None:
-            self.mechanism.close()
-
-    def finish_report(self) -> None:
-        from .report import live_report, summary_lines
-
-        assert self.pipeline is not None
-        data = live_report(self.argv, self.config, self.pipeline.report(), self.started)
-        if self.args.report:
-            from ..report import write_json_atomic
-
-            write_json_atomic(self.args.report, data)
-        if not self.args.quiet:
-            for line in summary_lines(data):
-                print(line)
-            if self.args.report:
-                print(f"report: {self.args.report}")
+    serve_user = getattr(args, "serve_user", None)
+    password = os.environ.get("STREAMDP_SERVE_PASSWORD", "") if serve_user else None
+    if serve_user and not password:
+        raise ConfigError("--serve-user needs the password in the STREAMDP_SERVE_PASSWORD environment variable")
+    options = SessionOptions(
+        serve_port=args.serve, serve_host=args.serve_host, serve_auth=f"{serve_user}:{password}" if serve_user else None,
+        show=args.show, quiet=args.quiet, duration_s=args.duration, report=args.report,
+    )
+    return LiveSession(config, options, argv)
 
 
 def _guard(fn: Any, args: argparse.Namespace, argv: list[str]) -> int:
@@ -317,7 +156,7 @@ def _live(args: argparse.Namespace, argv: list[str]) -> int:
     from .sources import camera_source
 
     config = _load(args)
-    session = _Session(args, argv, config)
+    session = _session(args, argv, config)
     metrics = StreamMetrics("camera", f"camera {args.camera}", [args.output] if args.output else [])
     source = camera_source(args.camera, config.live, metrics)
     session.add_stream("camera", source, metrics, args.output, args.record,
@@ -331,7 +170,7 @@ def _relay(args: argparse.Namespace, argv: list[str]) -> int:
     from .sources import open_input
 
     config = _load(args)
-    session = _Session(args, argv, config)
+    session = _session(args, argv, config)
     specs = config.live.streams
     if specs and args.input:
         raise ConfigError("give either INPUT on the command line or live.streams in the config, not both")

@@ -259,7 +259,7 @@ class LivePipeline:
 
     def _faces_loop(self, stream: LiveStream) -> None:
         """Detect + track the newest frame, submit it to the privatizer, go on with the next one."""
-        source, metrics, pipe = stream.source, stream.metrics, self.pipe
+        source, metrics = stream.source, stream.metrics
         faces = stream.faces
         assert faces is not None  # made in start()
         try:

@@ -130,8 +130,6 @@ class _RtspSession:
             _close_quietly(out)
 
     def write(self, image: np.ndarray, t_out: float) -> bool:
-        import av
-
         image = _even(image)
         if self._size is None:
             self._size = (image.shape[1], image.shape[0])

@@ -432,7 +432,7 @@ class DpImage(Mechanism):
 
 def time_model(model: PrivatizerModel, batch: int = 8, repeats: int = 5) -> float:
     """Seconds per face of encode+decode at a batch size (used by benchmarks)."""
-    S, D = model.crop_size, model.latent_dim
+    S = model.crop_size
     x = np.random.default_rng(0).random((batch, 3, S, S), dtype=np.float32)
     kp = np.full((batch, 12), 0.5, np.float32)
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from ..composite import cover_boxes
 from ..config_base import Section
 from ..types import FrameJob
 from .base import Mechanism
-from .spec import MechanismContext, MechanismSpec
+from .spec import MechanismSpec
 
 DEFAULT_FEATHER = 0.15  # mask feathering as a fraction of the box size (``mechanism.feather``)
 
