@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import OutputConfig
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, OutputError
+from .aux_streams import AuxStreams, packet_time
 from .decode import DEFAULT_FPS, error_reason
 from .encode import SWS_COLORSPACE, add_video_stream, generous_bitrate, quality_options, video_frame
 from .media import atomic_output
@@ -80,13 +81,10 @@ class VideoSink:
         self.pts_adjusted = 0  # frames whose pts had to be nudged (non-increasing input pts)
         self.codec = ""
         self._out = None
-        self._aux = None
+        self._aux: AuxStreams | None = None  # the input's audio/subtitles, when copied
         self._closed = False
         self._last_pts: int | None = None
         self._last_video_time: Fraction | None = None
-        self._aux_iter = None
-        self._aux_pending = None
-        self._aux_map: dict[int, tuple] = {}  # input stream index -> (mode, out stream, enc)
         self._tmp = atomic_output(self.dst)
         try:
             self._open()
@@ -112,7 +110,10 @@ class VideoSink:
         self._cfr = self._format in _CFR_FORMATS
         self._setup_video()
         if self.cfg.copy_audio or self.cfg.copy_subtitles:
-            self._setup_aux()
+            aux = AuxStreams(self.source_path, self._out, self.dst, self.cfg, self._container_takes, self.notes)
+            if aux.active:
+                self._aux = aux
+                self._set_movie_timescale()
 
     def _container_takes(self, codec_name: str | None = None, template=None) -> bool:
         """Whether this output format accepts a stream (a codec name, or a copy of ``template``).
@@ -250,85 +251,6 @@ class VideoSink:
             vs.set_display_rotation(-info.rotation)  # PyAV wants counter-clockwise degrees
         self._vs = vs
 
-    def _setup_aux(self) -> None:
-        import av
-
-        try:
-            aux = av.open(str(self.source_path), metadata_errors="ignore")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"not a readable video or image: {self.source_path} ({error_reason(exc)})") from None
-        self._aux = aux
-        wanted = []
-        for s in aux.streams:
-            if s.type == "audio" and self.cfg.copy_audio:
-                wanted.append(s)
-            elif s.type == "subtitle" and self.cfg.copy_subtitles:
-                wanted.append(s)
-            elif s.type == "video" or s.type in ("data", "attachment", "unknown"):
-                s.discard = av.stream.Discard.all
-        dropped_data = sum(1 for s in aux.streams if s.type in ("data", "attachment", "unknown"))
-        if dropped_data:
-            self.notes.append(f"{dropped_data} data/attachment stream(s) of the input not copied")
-        for s in wanted:
-            out_s = None
-            if s.codec_context is not None and self._container_takes(template=s):
-                try:
-                    out_s = self._out.add_stream_from_template(s)
-                except (ValueError, av.FFmpegError):
-                    out_s = None
-            if out_s is not None:
-                self._copy_stream_meta(s, out_s)
-                self._aux_map[s.index] = ("copy", out_s, None)
-                continue
-            cname = s.codec_context.name if s.codec_context is not None else "unknown"
-            if s.type == "subtitle":
-                self.notes.append(
-                    f"subtitle stream #{s.index} ({cname}) cannot be stored in {self.dst.suffix} files; dropped"
-                )
-                s.discard = av.stream.Discard.all
-                continue
-            self._setup_audio_transcode(s, cname)
-        if self._aux_map:
-            self._aux_iter = self._aux_packets([aux.streams[i] for i in self._aux_map])
-            self._set_movie_timescale()
-        else:
-            aux.close()
-            self._aux = None
-
-    def _setup_audio_transcode(self, s, cname: str) -> None:
-        import av
-
-        target = None
-        for cand in ("aac", "libopus", "libvorbis", "libmp3lame", "flac", self._out.default_audio_codec):
-            if cand and cand in av.codecs_available and self._container_takes(cand):
-                target = cand
-                break
-        if target is None or s.codec_context is None:
-            self.notes.append(f"audio stream #{s.index} ({cname}) cannot be stored in {self.dst.suffix} files; dropped")
-            s.discard = av.stream.Discard.all
-            return
-        rate = s.codec_context.sample_rate or 48000
-        if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-            rate = 48000
-        try:
-            enc = self._out.add_stream(target, rate=rate)
-            layout = s.codec_context.layout
-            if layout is not None and layout.nb_channels:
-                enc.layout = layout if layout.nb_channels <= 2 or target != "libmp3lame" else "stereo"
-            enc.bit_rate = 192_000 if (layout is None or layout.nb_channels <= 2) else 384_000
-        except (ValueError, av.FFmpegError) as exc:
-            self.notes.append(f"audio stream #{s.index} ({cname}) could not be transcoded ({error_reason(exc)}); dropped")
-            s.discard = av.stream.Discard.all
-            return
-        self._copy_stream_meta(s, enc)
-        msg = (
-            f"audio stream #{s.index} ({cname}) cannot be stored in {self.dst.suffix} files; "
-            f"transcoded to {target} (not bit-exact)"
-        )
-        log.warning(msg)
-        self.notes.append(msg)
-        self._aux_map[s.index] = ("transcode", enc, s.codec_context)
-
     def _set_movie_timescale(self) -> None:
         """MP4/MOV edit lists (a track's start offset) are in the movie timescale, 1/1000 s by
         default, which would shift a copied audio track that starts at, say, 105918/44100 s by up
@@ -336,90 +258,10 @@ class VideoSink:
         if self._format not in _MOV_FORMATS:
             return
         ts = Fraction(self._enc_tb).denominator
-        for _mode, out_s, _dec in self._aux_map.values():
-            tb = out_s.time_base
-            if tb:
-                ts = math.lcm(ts, Fraction(tb).denominator)
+        for tb in self._aux.time_bases() if self._aux is not None else []:
+            ts = math.lcm(ts, tb.denominator)
         if 1000 < ts <= 2**31 - 1:
             self._out.container_options["movie_timescale"] = str(ts)
-
-    @staticmethod
-    def _copy_stream_meta(src, dst) -> None:
-        meta = {k: v for k, v in (src.metadata or {}).items() if k in ("language", "title", "handler_name")}
-        if meta:
-            try:
-                dst.metadata.update(meta)
-            except (AttributeError, TypeError):  # pragma: no cover
-                pass
-
-    # ----------------------------------------------------------------------- aux packet flow
-
-    def _aux_packets(self, streams):
-        import av
-
-        recoveries = 0
-        while True:
-            try:
-                for packet in self._aux.demux(streams):
-                    if packet.size == 0 and packet.dts is None:
-                        continue  # demuxer's end-of-stream marker
-                    yield packet
-                return
-            except av.FFmpegError as exc:
-                recoveries += 1
-                log.warning("read error in %s audio: %s", self.source_path, error_reason(exc))
-                if recoveries > 64:
-                    return
-
-    @staticmethod
-    def _packet_time(packet) -> Fraction | None:
-        ts = packet.dts if packet.dts is not None else packet.pts
-        if ts is None or packet.time_base is None:
-            return None
-        return ts * packet.time_base
-
-    def _mux_aux_until(self, limit: Fraction | None) -> None:
-        """Mux audio/subtitle packets up to time ``limit`` (all of them when ``None``)."""
-        if self._aux_iter is None:
-            return
-        while True:
-            packet = self._aux_pending
-            if packet is None:
-                packet = next(self._aux_iter, None)
-                if packet is None:
-                    self._aux_iter = None
-                    return
-            t = self._packet_time(packet)
-            if limit is not None and t is not None and t > limit:
-                self._aux_pending = packet
-                return
-            self._aux_pending = None
-            self._mux_aux_packet(packet)
-
-    def _mux_aux_packet(self, packet) -> None:
-        import av
-
-        mode, out_s, dec = self._aux_map[packet.stream.index]
-        if mode == "copy":
-            if packet.dts is None and packet.pts is None:
-                return
-            packet.stream = out_s
-            self._out.mux(packet)
-            return
-        try:
-            frames = dec.decode(packet)
-        except av.FFmpegError:
-            return
-        for fr in frames:
-            for p in out_s.encode(fr):
-                self._out.mux(p)
-
-    def _flush_transcoders(self) -> None:
-        for mode, out_s, dec in self._aux_map.values():
-            if mode != "transcode":
-                continue
-            for p in out_s.encode(None):
-                self._out.mux(p)
 
     # ------------------------------------------------------------------------------ writing
 
@@ -469,9 +311,9 @@ class VideoSink:
         return pts
 
     def _mux_video(self, packet) -> None:
-        t = self._packet_time(packet)
-        if t is not None:
-            self._mux_aux_until(t)
+        t = packet_time(packet)
+        if t is not None and self._aux is not None:
+            self._aux.mux_until(t)
         self._out.mux(packet)
         if packet.pts is not None and packet.time_base is not None:
             end = (packet.pts + (packet.duration or 0)) * packet.time_base
@@ -484,8 +326,9 @@ class VideoSink:
         try:
             for packet in self._vs.encode(None):
                 self._mux_video(packet)
-            self._mux_aux_until(None if all_aux else aux_limit)
-            self._flush_transcoders()
+            if self._aux is not None:
+                self._aux.mux_until(None if all_aux else aux_limit)
+                self._aux.flush()
             self._out.close()
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"encoding {self.dst} failed: {error_reason(exc)}") from None
@@ -536,13 +379,8 @@ class VideoSink:
 
     def _close_aux(self) -> None:
         aux, self._aux = self._aux, None
-        self._aux_iter = None
-        self._aux_pending = None
         if aux is not None:
-            try:
-                aux.close()
-            except Exception:  # pragma: no cover
-                pass
+            aux.close()
 
     def _teardown(self) -> None:
         out, self._out = self._out, None
