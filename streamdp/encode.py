@@ -1,5 +1,5 @@
 """The one encoder setup, for files (``sink.py``, also a live recording) and live publishing
-(``live/sinks.py``): codec options, the video stream, and the colour path from RGB.
+(``live/publisher.py``): codec options, the video stream, and the colour path from RGB.
 
 A file is encoded for quality (constant quality, the configured preset); a live stream for
 latency (no B-frames, no lookahead, a fixed short GOP). Both go through ``add_video_stream`` and

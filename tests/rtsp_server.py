@@ -273,7 +273,7 @@ def read_frames(url: str, seconds: float, open_timeout: float = 20.0) -> Iterato
 def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_index: int = 0) -> int:
     import av
 
-    from streamdp.live.sinks import x264_options
+    from streamdp.live.publisher import x264_options
     from streamdp.config import LiveConfig
 
     with av.open(str(src)) as inp:

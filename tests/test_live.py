@@ -647,7 +647,7 @@ def test_rtsp_publisher_never_stalls_the_process_on_a_silent_server() -> None:
     import socket
 
     from streamdp.config import LiveConfig
-    from streamdp.live.sinks import RtspPublisher
+    from streamdp.live.publisher import RtspPublisher
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -696,7 +696,7 @@ def test_rtsp_publisher_never_stalls_the_process_on_a_silent_server() -> None:
 @pytest.mark.timeout(60)
 def test_rtsp_publisher_replaces_a_dead_publisher_process() -> None:
     from streamdp.config import LiveConfig
-    from streamdp.live.sinks import RtspPublisher
+    from streamdp.live.publisher import RtspPublisher
     from streamdp.types import Detections
 
     with rs.ServerProc() as server:

@@ -9,7 +9,7 @@ import pytest
 
 from streamdp.errors import ModelError
 from streamdp.mechanisms import MechanismContext
-from streamdp.mechanisms.dp_image import PrivatizerModel, select_providers
+from streamdp.mechanisms.dp_image_models import PrivatizerModel, select_providers
 from tiny_model import build_tiny_model
 
 

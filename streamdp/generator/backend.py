@@ -109,7 +109,7 @@ class OnnxGenerator:
     def __init__(self, mapping: Path, synthesis: Path, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
-        from ..mechanisms.dp_image import select_providers
+        from ..mechanisms.dp_image_models import select_providers
 
         providers = providers or select_providers()
         opts = ort.SessionOptions()

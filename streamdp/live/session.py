@@ -79,7 +79,8 @@ class LiveSession:
         """One input with its outputs: an RTSP URL to publish to, a path on the served RTSP
         server, a recording file, the preview (at least one)."""
         from .pipeline import LiveStream
-        from .sinks import RecordingSink, RtspPublisher
+        from .publisher import RtspPublisher
+        from .sinks import RecordingSink
 
         cfg = self.config.live
         sinks: list[Any] = []

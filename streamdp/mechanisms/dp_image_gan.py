@@ -102,7 +102,7 @@ class GanDpImage(Mechanism):
         from ..generator.render import FaceRenderer, generated_face_mask
         from ..privacy.accounting import TrackNoiseBank
         from ..privacy.mechanisms import build_latent_mechanism, validate_metadata
-        from .dp_image import _check_io, _session, check_model_dir, select_providers
+        from .dp_image_models import check_io, open_session, check_model_dir, select_providers
         from .pixel import Pixelate
 
         cfg = mechanism_config.dp_image
@@ -111,10 +111,10 @@ class GanDpImage(Mechanism):
         self.box_margin = context.box_margin  # cover boxes arrive grown by this; the align fallback undoes it
         check_model_dir(model_dir, cfg.allow_custom_model, ("encoder.onnx", "latent.npz"))
         enc_path = model_dir / "encoder.onnx"
-        self.encoder = _session(enc_path, select_providers())
+        self.encoder = open_session(enc_path, select_providers())
         self.metadata = dict(self.encoder.get_modelmeta().custom_metadata_map)
         validate_metadata(self.metadata, enc_path)
-        _check_io(self.encoder, enc_path, {"face": 4}, {"latent": 2})
+        check_io(self.encoder, enc_path, {"face": 4}, {"latent": 2})
         self.crop_size = int(self.metadata["streamdp.crop_size"])
         self.latent_dim = int(self.metadata["streamdp.latent_dim"])
         self.space = LatentSpace.load(model_dir / "latent.npz", self.latent_dim, truncation=cfg.truncation)
