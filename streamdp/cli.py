@@ -20,6 +20,7 @@ from .errors import ConfigError, OutputError, StreamdpError
 from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
 from .mechanisms.registry import mechanism_help
+from .scale.cli import add_scale_parsers
 
 log = logging.getLogger("streamdp")
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_live_parsers(sub)
     add_eval_parser(sub)
+    add_scale_parsers(sub)
     return parser
 
 
