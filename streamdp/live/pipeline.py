@@ -58,14 +58,16 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import Config
-from ..builder import build_face_stage, build_mechanism, build_privatizer
+from ..builder import build_face_stage, build_mechanism
+from ..decode import DEFAULT_FPS as _DEFAULT_FPS
 from ..faces import FaceStage
 from ..mechanisms import Mechanism
-from ..stages import POLL_S, Pipeline, Stopped, collect_batch
-from ..types import Frame, FrameJob
+from ..stages import POLL_S, Pipeline, Stopped
+from ..types import Frame
 from . import covered
 from .covered import CoveredFrame
 from .metrics import StreamMetrics
+from .shared_privatizer import IN_FLIGHT, LiveJob, SharedPrivatizer
 from .sinks import Sink, SinkWorker
 from .slot import LatestSlot
 from .sources import LiveSource
@@ -75,26 +77,11 @@ log = logging.getLogger(__name__)
 MIN_GAP = 0.5  # frame intervals between two published frames, at least (unless the deadline says now)
 HANDOFF_S = 0.010  # time allowed from a covered frame to its hand-off to the outputs
 REPEAT_AFTER = 1.5  # frame intervals without a new frame before the last one is repeated
-DEFAULT_FPS = 25.0
-IN_FLIGHT = 2  # frames per stream between picking and hand-off: one being detected, one privatizing
+DEFAULT_FPS = float(_DEFAULT_FPS)
 SEQUENTIAL_ABOVE = 0.75  # mean capture->covered (fraction of the deadline) above which overlap stops
 OVERLAP_BELOW = 0.5  # ... and below which it starts again
 LATENCY_EWMA = 0.2  # weight of each frame in that running mean (reacts within ~8 frames)
 _US = Fraction(1, 1_000_000)
-
-
-class LiveJob:
-    """A frame handed to the shared privatizer, with its deadline."""
-
-    __slots__ = ("job", "deadline", "done", "ok", "abandoned", "t_done")
-
-    def __init__(self, job: FrameJob, deadline: float) -> None:
-        self.job = job
-        self.deadline = deadline
-        self.done = threading.Event()
-        self.ok = False  # set (before ``done``) only when the mechanism has run on the frame
-        self.abandoned = False  # the stream gave up waiting and covered a copy instead
-        self.t_done = 0.0  # time.monotonic() when the mechanism returned for it
 
 
 @dataclass
@@ -108,59 +95,6 @@ class _Pending:
     job: LiveJob | None = None  # submitted to the shared privatizer (None: it was saturated)
     faces: Any = None  # the tracked faces, for the fallback cover
     raw: Any = None  # private copy of the frame for the fallback cover
-
-
-class SharedPrivatizer:
-    """One ``Privatizer`` for every stream: micro-batches jobs across streams (one GPU batch)."""
-
-    def __init__(self, config: Config, mechanism: Mechanism, pipe: Pipeline, n_streams: int = 1) -> None:
-        self.privatizer = build_privatizer(config, mechanism)
-        self.pipe = pipe
-        # A stream submits its next frame while the previous one is privatized, so a batch is
-        # complete with one frame per stream: a single stream never waits for the batcher.
-        self.max_batch = max(1, min(config.batch.max_batch, n_streams))
-        self.max_wait_s = config.batch.max_wait_ms / 1000.0
-        # Room for every stream's frames in flight: a submit fails only when a stream misbehaves.
-        self.queue: queue.Queue = queue.Queue(max(4, 2 * self.max_batch, IN_FLIGHT * n_streams))
-        self.skipped = 0  # jobs already past their deadline when their turn came
-        self.batch_sizes: list[int] = []
-
-    def submit(self, job: LiveJob) -> bool:
-        """Queue ``job`` without blocking; False when the privatizer is saturated."""
-        try:
-            self.queue.put_nowait(job)
-            return True
-        except queue.Full:
-            return False
-
-    def run(self) -> None:
-        while True:
-            batch: list[LiveJob] = collect_batch(self.pipe, self.queue, self.max_batch, self.max_wait_s)
-            now = time.monotonic()
-            live = [j for j in batch if not j.abandoned and j.deadline > now]
-            self.skipped += len(batch) - len(live)
-            if not live:
-                continue
-            self.privatizer.apply([j.job for j in live])
-            t_done = time.monotonic()
-            self.batch_sizes.append(len(live))
-            if len(self.batch_sizes) > 4096:
-                del self.batch_sizes[:2048]
-            for j in live:
-                j.t_done = t_done
-                j.ok = True
-                j.done.set()
-
-    def stats(self) -> dict[str, Any]:
-        sizes = self.batch_sizes
-        return {
-            "batches": self.privatizer.batches,
-            "mean_batch": round(sum(sizes) / len(sizes), 2) if sizes else None,
-            "max_batch": max(sizes) if sizes else None,
-            "skipped_past_deadline": self.skipped,
-            "mechanism_failures": self.privatizer.failures,
-            **self.privatizer.stats.as_dict(),
-        }
 
 
 @dataclass
