@@ -17,9 +17,11 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, OutputError, StreamdpError
+from .config_cli import add_config_parser
 from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
 from .mechanisms.registry import mechanism_help
+from .presets import config_path
 from .scale.cli import add_scale_parsers
 
 log = logging.getLogger("streamdp")
@@ -36,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("input", type=Path, help="video file, image file or folder (searched recursively)")
     run.add_argument("-o", "--output", type=Path, required=True, help="output file (or folder for folder input)")
     run.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
-    run.add_argument("-c", "--config", type=Path, help="YAML config file (see configs/default.yaml)")
+    run.add_argument("-c", "--config", type=config_path, help="YAML config file or preset name (streamdp config list)")
     run.add_argument("--report", type=Path, help="write a JSON report of the run here")
     run.add_argument("--epsilon", type=float, help="dp-image: privacy budget per release")
     run.add_argument("--release-interval", type=float, help="dp-image: seconds between fresh noise draws per face")
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     add_live_parsers(sub)
     add_eval_parser(sub)
+    add_config_parser(sub)
     add_scale_parsers(sub)
     return parser
 

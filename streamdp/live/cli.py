@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..mechanisms.registry import cover_mechanisms, mechanism_help
+from ..presets import config_path
 
 log = logging.getLogger("streamdp.live")
 
@@ -51,7 +52,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve-path", default="anon", help="path of the served stream (default anon)")
     p.add_argument("--show", action="store_true", help="preview window (q or Esc quits)")
     p.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
-    p.add_argument("-c", "--config", type=Path, help="YAML config file (the 'live' section, see configs/multi.yaml)")
+    p.add_argument("-c", "--config", type=config_path,
+                   help="YAML config file or preset name: live-camera, relay, multi (streamdp config list)")
     p.add_argument("--fps", type=float, help="output frame rate (default: the input's)")
     p.add_argument("--deadline-ms", type=float, help="capture->publish deadline before the cheap cover is used")
     p.add_argument("--fallback", choices=cover_mechanisms(), help="cheap cover used when the deadline is missed")
