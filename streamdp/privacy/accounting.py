@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .mechanisms import LatentMechanism, zcdp_to_dp
+from .release import LatentMechanism
+from .zcdp import zcdp_to_dp
 from .reserve import NoiseReserve
 
 

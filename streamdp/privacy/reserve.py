@@ -30,7 +30,7 @@ from collections import deque
 
 import numpy as np
 
-from .mechanisms import LatentMechanism
+from .release import LatentMechanism
 
 MIN_BUDGET_S = 0.005
 BUDGET_FACTOR = 8.0
