@@ -322,6 +322,20 @@ def _hadolint() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("hadolint")
 
 
+@pytest.mark.parametrize("kind", DOCKERFILES)
+def test_every_hadolint_ignore_gives_its_reason(kind: str) -> None:
+    lines = DOCKERFILES[kind].read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith("# hadolint ignore="):
+            above = []  # the comment block right above the ignore
+            for prev in reversed(lines[:n]):
+                if not prev.startswith("#"):
+                    break
+                above.append(prev)
+            for rule in line.split("=", 1)[1].split(","):
+                assert any(f"# {rule.strip()} (" in c for c in above), f"line {n + 1}: {rule} ignored without a reason"
+
+
 def test_hadolint_passes() -> None:
     binary = _hadolint()
     if binary is None:
