@@ -98,6 +98,8 @@ def test_a_preset_by_name_and_a_local_file_of_that_name(tmp_path: Path, monkeypa
     args = _parser().parse_args(["relay", "in.mp4", "--config", "relay"])
     assert args.config == Path("relay")
     assert _load(args).live.crf == 30
+    args = _parser().parse_args(["batch", "archive", "-o", "out", "--config", "batch"])
+    assert args.config.resolve() == (CONFIGS / "batch.yaml").resolve()
     # Neither: the path as given, and the one-line error says it is missing.
     args = _parser().parse_args(["run", "in.mp4", "-o", "o.mp4", "--config", "no-such-preset"])
     with pytest.raises(ConfigError, match="config file not found: no-such-preset"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mechanisms.registry import mechanism_help
+from ..presets import config_path
 
 REPORT_NAME = "batch-report.json"
 
@@ -39,7 +40,7 @@ def add_scale_parsers(sub: Any) -> None:
     batch.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video, image or folder")
     batch.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     batch.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
-    batch.add_argument("-c", "--config", type=Path, help="YAML config file (see configs/default.yaml)")
+    batch.add_argument("-c", "--config", type=config_path, help="YAML config file or preset name (streamdp config list)")
     batch.add_argument("--epsilon", type=float, help="dp-image: privacy budget per release")
     batch.add_argument("--release-interval", type=float, help="dp-image: seconds between fresh noise draws per face")
     batch.add_argument("--report", type=Path, help=f"aggregate JSON report (default OUT/{REPORT_NAME})")
