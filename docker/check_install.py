@@ -5,6 +5,7 @@
   module and the GPU image installs only the former);
 * every model file in ``streamdp/models/SHA256SUMS`` is inside the installed package (package data
   made it into the wheel) and the face generator's files are random-face's, checksums matching;
+* the configuration presets (``--config relay``) are inside the installed package;
 * the ``streamdp`` console script loads;
 * ``--gpu``: onnxruntime offers CUDAExecutionProvider (no GPU needed to list it).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import metadata
+from pathlib import Path
 
 # Distributions that provide another's module: installed under either name, the need is met.
 PROVIDES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu")}
@@ -66,6 +68,14 @@ def check_models() -> list[str]:
     return problems
 
 
+def check_presets() -> list[str]:
+    import streamdp
+
+    folder = Path(streamdp.__file__).resolve().parent / "configs"
+    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return [] if "relay" in names else [f"configuration presets missing from the installed package ({folder}: {names})"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="also require onnxruntime's CUDAExecutionProvider")
@@ -73,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     problems = [f"unmet dependency: {m}" for m in unmet(metadata.requires("streamdp") or [], installed_versions())]
     problems += check_models()
+    problems += check_presets()
     scripts = [e for e in metadata.entry_points(group="console_scripts") if e.name == "streamdp"]
     if scripts:
         scripts[0].load()

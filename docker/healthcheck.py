@@ -3,7 +3,7 @@
 ``streamdp live`` and ``streamdp relay`` serve Prometheus metrics on ``--metrics-port`` (or the
 config's ``live.metrics_port``) at ``/metrics``. This script finds the streamdp processes in the
 container (``/proc``), works out each one's endpoint from its own command line (and the YAML
-config it names, relative to its working directory) and GETs it: exit 0 when every endpoint
+config or preset it names, a path relative to its working directory) and GETs it: exit 0 when every endpoint
 answers 200 with a body, 1 otherwise.
 
 A container with no such endpoint (``streamdp run`` on files, ``--help``, a live command without a
@@ -70,6 +70,19 @@ def _config_live(path: Path) -> dict:
     return live if isinstance(live, dict) else {}
 
 
+def config_file(text: str, cwd: Path) -> Path:
+    """What ``--config TEXT`` names: a path (relative to the process's folder), else a preset name
+    (``--config relay``) looked up the way streamdp does."""
+    path = Path(text) if Path(text).is_absolute() else cwd / text
+    if path.exists():
+        return path
+    try:
+        from streamdp.presets import preset_path
+    except ImportError:
+        return path
+    return preset_path(text) or path
+
+
 def endpoint_of(pid: int, argv: list[str], cwd: Path) -> Endpoint | None:
     """The metrics endpoint a streamdp live/relay command line serves, or None."""
     args = streamdp_args(argv)
@@ -79,9 +92,8 @@ def endpoint_of(pid: int, argv: list[str], cwd: Path) -> Endpoint | None:
     live: dict = {}
     config = _option(rest, "--config", "-c")
     if config is not None:
-        path = Path(config) if Path(config).is_absolute() else cwd / config
         try:
-            live = _config_live(path)
+            live = _config_live(config_file(config, cwd))
         except (OSError, ValueError, ImportError):
             live = {}  # streamdp itself refuses a config it cannot read: the process is exiting
     port = _option(rest, "--metrics-port")

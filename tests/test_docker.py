@@ -15,6 +15,8 @@ import http.server
 import importlib
 import importlib.util
 import json
+import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -215,6 +217,25 @@ def test_copy_sources_exist_and_are_in_the_build_context(kind: str) -> None:
     # and the context keeps out what must not be in a layer
     for private in (".venv/bin/python", ".git/config", "out/x.mp4", "tests/test_docker.py", "streamdp/__pycache__/x.pyc"):
         assert not in_context(private, rules), private
+
+
+@pytest.mark.parametrize("kind", DOCKERFILES)
+def test_links_in_copied_folders_land_on_copied_files(kind: str) -> None:
+    """COPY keeps a symlink as a link (streamdp/configs -> ../configs): its target must be copied to
+    where the link points, or the wheel is built without it."""
+    for stage in load_stages(kind):
+        copies = {src.rstrip("/"): dest for c in stage.of("COPY") if "from" not in copy_parts(c)[0]
+                  for src, dest in ((s, copy_parts(c)[2]) for s in copy_parts(c)[1])}
+        for src, dest in copies.items():
+            if not (REPO / src).is_dir():
+                continue
+            for link in (p for p in (REPO / src).rglob("*") if p.is_symlink()):
+                target = os.readlink(link)
+                assert not os.path.isabs(target), f"{link}: an absolute link breaks in the image"
+                in_repo = Path(os.path.normpath(link.parent / target)).relative_to(REPO).as_posix()
+                where = posixpath.normpath(posixpath.join(dest, link.parent.relative_to(REPO / src).as_posix(), target))
+                assert in_repo in copies and posixpath.normpath(copies[in_repo]) == where, (
+                    f"{kind}: {link.relative_to(REPO)} -> {target}, but {in_repo} is not copied to {where}")
 
 
 def test_dockerignore_matcher_follows_docker_semantics() -> None:
@@ -457,6 +478,9 @@ def test_healthcheck_is_healthy_without_a_live_endpoint(tmp_path: Path) -> None:
     }, tmp_path)
     assert healthcheck.endpoints(proc) == []
     assert healthcheck.main(proc) == 0
+    # a preset by name: the shipped relay preset has no metrics port
+    assert healthcheck.endpoint_of(3, ["streamdp", "relay", "rtsp://cam/x", "--config", "relay"], tmp_path) is None
+    assert healthcheck.config_file("relay", tmp_path).name == "relay.yaml"
 
 
 def test_healthcheck_asks_each_live_endpoint(tmp_path: Path, metrics_server, capsys) -> None:  # type: ignore[no-untyped-def]
