@@ -130,3 +130,44 @@ def test_half_done_outputs_are_redone_from_scratch(archive: Path, tmp_path: Path
     assert count_frames(out / "car.mp4") == FRAMES
     assert files["car.mp4"]["status"] == "ok" and not files["car.mp4"].get("resumed")
     assert (out / "still.jpg").stat().st_size > 1000
+
+
+def _crashing_worker() -> type:
+    """A worker whose process dies (as in native code) on the file named ``crash``; defined in a
+    function so that Ray ships it by value to its worker processes."""
+    from streamdp.scale.worker import CountingFileWorker
+
+    class Crashing(CountingFileWorker):
+        def process(self, job):  # type: ignore[no-untyped-def]
+            if Path(job.src).stem == "crash":
+                os._exit(1)
+            return super().process(job)
+
+    return Crashing
+
+
+def test_a_worker_that_dies_fails_only_its_file(archive: Path, tmp_path: Path) -> None:
+    import ray
+
+    from streamdp.config import load_config
+    from streamdp.scale.archive import iter_jobs
+    from streamdp.scale.batch import run_batch
+
+    inputs = []
+    for name in ("a", "crash", "b"):  # in this order: b needs the replacement worker
+        inputs.append(tmp_path / f"{name}.jpg")
+        shutil.copy(archive / "day1" / "still.jpg", inputs[-1])
+    config = load_config(None, {"mechanism.name": "pixelate"}).model_dump(mode="json")
+
+    def connect():  # type: ignore[no-untyped-def]
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        return ray, 1
+
+    try:
+        outcome = run_batch(iter_jobs(inputs, tmp_path / "out"), config, connect, worker=_crashing_worker())
+    finally:
+        ray.shutdown()
+    assert [(Path(e["input"]).stem, e["status"]) for e in outcome.entries] == [
+        ("a", "ok"), ("crash", "error"), ("b", "ok")]
+    assert "worker process died" in outcome.failures[0]["error"]
+    assert (tmp_path / "out" / "b.jpg").is_file() and not (tmp_path / "out" / "crash.jpg").exists()

@@ -90,11 +90,12 @@ def iter_jobs(inputs: list[Path], out: Path) -> Iterator[BatchJob]:
     ``streamdp run`` does); with several inputs each keeps its name: ``OUT/<name>[/<relative>]``."""
     state = out / STATE_DIR
     for path in inputs:
-        base = out if len(inputs) == 1 else out / path.name
-        files = _walk(path) if path.is_dir() else iter([path])
-        for src in files:
-            rel = src.relative_to(path) if path.is_dir() else Path(path.name)
-            dst = base / rel
+        if path.is_dir():
+            base = out if len(inputs) == 1 else out / path.name
+            pairs = ((src, base / src.relative_to(path)) for src in _walk(path))
+        else:
+            pairs = iter([(path, out / path.name)])
+        for src, dst in pairs:
             report = state / dst.relative_to(out)
             yield BatchJob(str(src), str(dst), _kind(src.name) or "video", str(report) + ".json")
 

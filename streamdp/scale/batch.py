@@ -88,9 +88,10 @@ class _Progress:
 class _Pool:
     """``size`` worker actors, each with at most one file; a dead one is replaced."""
 
-    def __init__(self, ray: Any, size: int, config_dump: dict[str, Any], counter: Any, cpus: float) -> None:
+    def __init__(self, ray: Any, size: int, config_dump: dict[str, Any], counter: Any, cpus: float,
+                 worker: type = CountingFileWorker) -> None:
         self.ray = ray
-        self._new = lambda: ray.remote(num_cpus=cpus)(CountingFileWorker).remote(config_dump, counter, os.getcwd())
+        self._new = lambda: ray.remote(num_cpus=cpus)(worker).remote(config_dump, counter, os.getcwd())
         self.idle = [self._new() for _ in range(size)]
         self.running: dict[Any, tuple[Any, BatchJob]] = {}
 
@@ -116,8 +117,8 @@ class _Pool:
 
 
 def run_batch(jobs: Iterable[BatchJob], config_dump: dict[str, Any], connect: Callable[[], tuple[Any, int]],
-              progress: bool = False) -> BatchOutcome:
-    """Run every job that is not done yet. ``connect()`` starts (or joins) Ray and says how many
+              progress: bool = False, worker: type = CountingFileWorker) -> BatchOutcome:
+    """Run every job that is not done yet (on ``worker`` actors: a ``CountingFileWorker``). ``connect()`` starts (or joins) Ray and says how many
     workers to use; it is called at the first file that needs work, so a run with everything
     done already never starts Ray. Ctrl-C stops; the files in flight are redone by the next run."""
     outcome = BatchOutcome()
@@ -141,7 +142,7 @@ def run_batch(jobs: Iterable[BatchJob], config_dump: dict[str, Any], connect: Ca
                     if pool is None:
                         ray, workers = connect()
                         counter = ray.remote(num_cpus=0)(FrameCounter).remote()
-                        pool = _Pool(ray, workers, config_dump, counter, cpus=1)
+                        pool = _Pool(ray, workers, config_dump, counter, cpus=1, worker=worker)
                     clear_half_done(job)
                     pool.submit(job)
                 job = next(pending, None)

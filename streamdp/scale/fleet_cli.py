@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
 def add_fleet_options(relay: argparse.ArgumentParser) -> None:
