@@ -171,3 +171,20 @@ def test_a_worker_that_dies_fails_only_its_file(archive: Path, tmp_path: Path) -
         ("a", "ok"), ("crash", "error"), ("b", "ok")]
     assert "worker process died" in outcome.failures[0]["error"]
     assert (tmp_path / "out" / "b.jpg").is_file() and not (tmp_path / "out" / "crash.jpg").exists()
+
+
+def test_report_sums_epsilon_over_files(archive: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """dp-image: each file has its own ledger (one face, one release, epsilon 2 here); the
+    aggregate bounds a person who is in every file by their sum."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("one.jpg", "two.jpg"):
+        shutil.copy(archive / "day1" / "still.jpg", src / name)
+    out = tmp_path / "out"
+    rc = main(["batch", str(src), "-o", str(out), "-m", "dp-image", "--epsilon", "2", "--workers", "1", "-q"])
+    report = json.loads((out / "batch-report.json").read_text())
+    assert rc == 0, capsys.readouterr().err
+    per_file = [e["privacy"]["all_tracks_one_person"]["epsilon"] for e in report["files"]]
+    assert per_file == [2.0, 2.0]
+    assert report["summary"]["all_files_one_person"]["epsilon"] == 4.0
+    assert report["summary"]["worst_case_epsilon_per_track"] == 2.0
