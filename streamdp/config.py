@@ -154,6 +154,10 @@ class OutputConfig(Section):
 class PipelineConfig(Section):
     queue_size: int = Field(8, ge=1, le=256)
     threads: Literal["auto"] | int = "auto"  # worker threads for decode/encode codecs
+    # Files: no frame reaching the encoder for this long means a stage is stuck (a hung decoder,
+    # detector or model call): the run stops with one line and writes nothing, instead of
+    # hanging forever. Far above any real frame's time (a generator render is ~0.5 s).
+    stall_timeout_s: float = Field(120.0, ge=1.0, le=3600.0)
 
 
 class LiveStreamConfig(Section):

@@ -23,3 +23,9 @@ class ConfigError(StreamdpError):
 
 class ModelError(StreamdpError):
     """A model file is missing, malformed or lacks required metadata."""
+
+
+class StalledError(StreamdpError):
+    """A pipeline stage made no progress for longer than ``pipeline.stall_timeout_s``."""
+
+    exit_code = 1

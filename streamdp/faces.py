@@ -37,6 +37,7 @@ class FaceStage:
         from .track import FaceTracker
 
         self.detector = FaceDetector(detect.for_pipeline(lookback_frames))
+        self._track_config = track
         self.tracker = FaceTracker(track, fps)
         self.fps = fps
         self.counts = FaceCounts()
@@ -54,6 +55,15 @@ class FaceStage:
         self.track_stats.stop()
         self.counts.add(detected, covered)
         return FrameJob(frame, covered, stream_id)
+
+    def new_scene(self, fps: float | None = None) -> None:
+        """Forget every track (a new, unrelated scene: the next photo of an evaluation), keeping
+        the loaded detector; ``fps`` for the new scene's timing (default: unchanged)."""
+        from .track import FaceTracker
+
+        if fps is not None:
+            self.fps = fps
+        self.tracker = FaceTracker(self._track_config, self.fps)
 
     def close(self) -> None:
         self.detector.close()

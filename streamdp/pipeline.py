@@ -24,6 +24,7 @@ from .builder import build_face_stage
 from .faces import FaceCounts
 from .lookback import LookbackDilator
 from .privatizer import Privatizer
+from .errors import StalledError
 from .stages import END, Pipeline, StageStats, Stopped, collect_batch
 
 log = logging.getLogger(__name__)
@@ -127,12 +128,18 @@ def run_video(
         pipe.spawn("decode", decode)
         pipe.spawn("faces", detect_track)
         pipe.spawn("privatize", privatize)
+        stall_s = config.pipeline.stall_timeout_s
         while True:
             try:
-                job = pipe.get(q_done)
+                job = pipe.get(q_done, timeout=stall_s)
             except Stopped:
                 pipe.raise_if_failed()
                 raise
+            except queue.Empty:
+                raise StalledError(
+                    f"{src}: no frame finished for {stall_s:g} s after {result.frames_out} "
+                    f"(stuck: {_stuck_stage(q_frames, q_jobs)}); nothing written"
+                ) from None
             if job is END:
                 break
             encode_stats.start()
@@ -174,6 +181,15 @@ def run_video(
     for stats in (decode_stats, faces.detect_stats, faces.track_stats, privatizer.stats, encode_stats):
         result.stage_stats[stats.name] = stats.as_dict()
     return result
+
+
+def _stuck_stage(q_frames: queue.Queue, q_jobs: queue.Queue) -> str:
+    """Which stage holds the pipeline up, from where the frames pile up (bounded queues)."""
+    if q_jobs.full():
+        return "privatize (the mechanism)"
+    if q_frames.full():
+        return "faces (detection and tracking)"
+    return "decode (the input)"
 
 
 def run_image(src: Path, dst: Path, config: Config, privatizer: Privatizer) -> VideoRunResult:

@@ -67,6 +67,37 @@ def test_a_detector_that_raises_stops_the_run_with_nothing_written(clip: Path, t
     assert {t.name for t in threading.enumerate() if t.is_alive()} - before <= {"dp-noise-reserve"}
 
 
+def test_a_detector_that_hangs_stops_the_run_after_the_stall_timeout(clip: Path, tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    """A stage stuck in a call (a hung model, a decoder that never returns) must not hang the run
+    forever: after ``pipeline.stall_timeout_s`` without a finished frame it stops with one line,
+    exit 1, and nothing at the output path."""
+    from streamdp.detect import FaceDetector
+
+    real = FaceDetector.detect_batch
+    release = threading.Event()
+    calls = {"n": 0}
+
+    def hangs(self, frames, idx, hints=None):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            release.wait(60)  # bounded: the test releases it at the end
+        return real(self, frames, idx, hints)
+
+    monkeypatch.setattr(FaceDetector, "detect_batch", hangs)
+    cfg = tmp_path / "stall.yaml"
+    cfg.write_text("pipeline:\n  stall_timeout_s: 2\n")
+    out = tmp_path / "out.mp4"
+    try:
+        code = main(["run", str(clip), "-o", str(out), "-m", "pixelate", "-q", "-c", str(cfg)])
+    finally:
+        release.set()
+    assert code == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4*"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no frame finished for 2 s" in err[0] and "stuck: faces" in err[0], err
+
+
 @pytest.mark.parametrize("garbage", ["raise", "nan"])
 def test_a_mechanism_that_fails_covers_its_faces_solid(clip: Path, tmp_path: Path, monkeypatch, garbage: str) -> None:
     """The privatizer raising (or a mechanism poisoning its output) never lets a face out raw:
