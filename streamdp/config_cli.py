@@ -79,7 +79,7 @@ def effective_config(args: argparse.Namespace) -> Any:
 
     command = argparse.Namespace(**vars(args))
     command.handler = live_cli.cmd_live if args.target == "live" else live_cli.cmd_relay
-    return live_cli._load(command)
+    return live_cli.load_live_config(command)
 
 
 def redacted(value: Any) -> Any:

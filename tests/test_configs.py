@@ -13,7 +13,7 @@ import yaml
 from streamdp.cli import _overrides, _parser, main
 from streamdp.config import Config, load_config
 from streamdp.errors import ConfigError
-from streamdp.live.cli import _load
+from streamdp.live.cli import load_live_config as _load
 from streamdp.presets import config_path, preset_names, preset_path
 
 REPO = Path(__file__).resolve().parents[1]

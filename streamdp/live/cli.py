@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..logs import add_log_format_option
 from ..mechanisms.registry import cover_mechanisms, mechanism_help
 from ..presets import config_path
 
@@ -63,6 +64,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only, no summary")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_format_option(p)
 
 
 def add_live_parsers(sub: Any) -> None:
@@ -95,14 +97,17 @@ def add_live_parsers(sub: Any) -> None:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    from ..logs import setup_logging
     from .redact import install_log_redaction
 
+    setup_logging(args.verbose, getattr(args, "log_format", "text"))
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.getLogger("streamdp.live").setLevel(level)
     install_log_redaction()
 
 
-def _load(args: argparse.Namespace) -> Any:
+def load_live_config(args: argparse.Namespace) -> Any:
+    """The validated config of a live command: the file, then its flags (dp-image renders async)."""
     from ..config import load_config
 
     overrides: dict[str, Any] = {}
@@ -138,7 +143,7 @@ def _session(args: argparse.Namespace, argv: list[str], config: Any) -> Any:
     return LiveSession(config, options, argv)
 
 
-def _guard(fn: Any, args: argparse.Namespace, argv: list[str]) -> int:
+def guard_live_command(fn: Any, args: argparse.Namespace, argv: list[str]) -> int:
     """Run a live command; unexpected failures become one redacted line (the traceback with -v)."""
     from ..errors import StreamdpError
     from .redact import redact_text
@@ -157,7 +162,7 @@ def _live(args: argparse.Namespace, argv: list[str]) -> int:
     from .metrics import StreamMetrics
     from .sources import camera_source
 
-    config = _load(args)
+    config = load_live_config(args)
     session = _session(args, argv, config)
     metrics = StreamMetrics("camera", f"camera {args.camera}", [args.output] if args.output else [])
     source = camera_source(args.camera, config.live, metrics)
@@ -171,7 +176,7 @@ def _relay(args: argparse.Namespace, argv: list[str]) -> int:
     from .metrics import StreamMetrics
     from .sources import open_input
 
-    config = _load(args)
+    config = load_live_config(args)
     session = _session(args, argv, config)
     specs = config.live.streams
     if specs and args.input:
@@ -186,20 +191,15 @@ def _relay(args: argparse.Namespace, argv: list[str]) -> int:
         return session.run()
     if args.record and len(specs) > 1:
         raise ConfigError("-o/--record takes one stream; set 'record' per stream in live.streams")
-    for i, spec in enumerate(specs):
-        name = spec.name or f"stream{i}"
-        metrics = StreamMetrics(name, spec.input, [spec.output] if spec.output else [])
-        source = open_input(spec.input, config.live, metrics, loop=args.loop)
-        record = spec.record or (args.record if len(specs) == 1 else None)
-        session.add_stream(name, source, metrics, spec.output, record, name if args.serve is not None else None)
+    session.add_config_streams(specs, loop=args.loop, serve=args.serve is not None, record=args.record)
     return session.run()
 
 
 def cmd_live(args: argparse.Namespace, argv: list[str]) -> int:
     """``streamdp live``: a camera (or lavfi / a file through the camera path)."""
-    return _guard(_live, args, argv)
+    return guard_live_command(_live, args, argv)
 
 
 def cmd_relay(args: argparse.Namespace, argv: list[str]) -> int:
     """``streamdp relay``: one input (or ``live.streams``) to RTSP / a served stream / a file."""
-    return _guard(_relay, args, argv)
+    return guard_live_command(_relay, args, argv)

@@ -107,11 +107,25 @@ class LiveSession:
             raise ConfigError(f"stream {name}: no output (give an RTSP URL, --serve PORT, -o FILE or --show)")
         self.streams.append(LiveStream(len(self.streams), name, source, sinks, metrics, fps=cfg.fps))
 
+    def add_config_streams(self, specs: list[Any], loop: bool = False, serve: bool = False,
+                           record: Path | None = None) -> None:
+        """Add ``live.streams`` entries (input, output, record; served under their name when
+        ``serve``). ``record``: the command line's recording path, for a single stream only."""
+        from .metrics import StreamMetrics
+        from .sources import open_input
+
+        for i, spec in enumerate(specs):
+            name = spec.name or f"stream{i}"
+            metrics = StreamMetrics(name, spec.input, [spec.output] if spec.output else [])
+            source = open_input(spec.input, self.config.live, metrics, loop=loop)
+            self.add_stream(name, source, metrics, spec.output, spec.record or (record if len(specs) == 1 else None),
+                            name if serve else None)
+
     # ------------------------------------------------------------------------------- run
 
     def run(self) -> int:
         from ..builder import build_mechanism
-        from .metrics import MetricsServer, prometheus_text
+        from .metrics import MetricsServer, live_registry
         from .pipeline import LivePipeline
 
         self.mechanism = build_mechanism(self.config)
@@ -121,9 +135,8 @@ class LiveSession:
         cfg = self.config.live
         if cfg.metrics_port is not None:
             try:
-                self.metrics_server = MetricsServer(
-                    cfg.metrics_host, cfg.metrics_port, lambda: prometheus_text([s.metrics for s in self.streams])
-                ).start()
+                registry = live_registry(lambda: self.streams, self.mechanism.privacy_report)
+                self.metrics_server = MetricsServer(cfg.metrics_host, cfg.metrics_port, registry).start()
             except OSError as exc:
                 from ..errors import ConfigError
 

@@ -54,18 +54,6 @@ class FleetControl:
         return dict(self.pids)
 
 
-def open_streams(session: Any, config: Any, specs: list[Any], loop: bool) -> None:
-    """Add ``specs`` (``live.streams`` entries) to a live session, as ``streamdp relay`` does."""
-    from ..live.metrics import StreamMetrics
-    from ..live.sources import open_input
-
-    for i, spec in enumerate(specs):
-        name = spec.name or f"stream{i}"
-        metrics = StreamMetrics(name, spec.input, [spec.output] if spec.output else [])
-        source = open_input(spec.input, config.live, metrics, loop=loop)
-        session.add_stream(name, source, metrics, spec.output, spec.record, None)
-
-
 class CameraGroup:
     """Actor body: one live session over a group of cameras, until the fleet stops."""
 
@@ -94,7 +82,7 @@ class CameraGroup:
 
         self.control.hello.remote(self.group, os.getpid())
         session = LiveSession(self.config, SessionOptions(quiet=True), [])
-        open_streams(session, self.config, self.specs, self.loop)
+        session.add_config_streams(self.specs, loop=self.loop)
         done = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(session, done), name="fleet-watch", daemon=True)
         watcher.start()
@@ -222,7 +210,7 @@ def fleet_report(groups: list[GroupState]) -> dict[str, Any]:
 def cmd_fleet(args: Any, argv: list[str]) -> int:
     """``streamdp relay --ray``: ``live.streams`` on Ray actors until ``--duration`` or Ctrl-C."""
     from ..errors import ConfigError
-    from ..live.cli import _guard, _load
+    from ..live.cli import guard_live_command, load_live_config
     from ..live.redact import redact_text
     from ..report import write_json_atomic
     from .raylocal import start_ray
@@ -231,7 +219,7 @@ def cmd_fleet(args: Any, argv: list[str]) -> int:
         if args.input or args.output or args.record or args.serve is not None or args.show:
             raise ConfigError("relay --ray runs live.streams from --config (per-stream output/record there); "
                               "INPUT, OUTPUT, -o, --serve and --show are for a single relay")
-        config = _load(args)
+        config = load_live_config(args)
         if not config.live.streams:
             raise ConfigError("relay --ray needs live.streams in --config (see configs/multi.yaml)")
         if config.live.metrics_port is not None:
@@ -259,4 +247,4 @@ def cmd_fleet(args: Any, argv: list[str]) -> int:
                                   + (f"; last failure: {g['failures'][-1]}" if g["failures"] else "")))
         return 0 if all(g["ended_cleanly"] for g in report["groups"]) else 1
 
-    return _guard(fleet, args, argv)
+    return guard_live_command(fleet, args, argv)
