@@ -451,7 +451,7 @@ def test_frechet_distance_matches_the_closed_form() -> None:
 
 def test_line_progress_prints_each_tenth_with_remaining_time(capsys) -> None:
     """Without a terminal, long phases report as plain lines (one per 10%), not a silent hour."""
-    from streamdp.eval.runner import _bar
+    from streamdp.eval.progress import progress_bar as _bar
 
     with _bar(40, "probes", enabled=False, lines=True) as bar:
         for _ in range(40):
