@@ -6,7 +6,8 @@ FaceNet), ``metrics`` (protection, rank-1, verification, SSIM, keypoints, flicke
 ``cache`` (descriptor cache), ``runner`` (drives the phases: gallery, probes, video attack) with
 ``worker`` (the worker processes' state and pool), ``measure`` (cached detections and descriptors),
 ``probe`` and ``video_attack`` (the tasks), ``model_snapshot``, ``progress``, ``aggregate`` (records ->
-rows) and ``options`` (``EvalOptions``, ``EvalRun``), ``report`` (markdown/CSV/JSON/plots), ``cli``
+rows) and ``options`` (``EvalOptions``, ``EvalRun``), ``report`` (writes results.md/CSV/JSON; the tables
+in ``tables``/``matched``, the figures in ``plots``, number formats in ``formatting``), ``cli``
 (``add_eval_parser``). See docs/results.md.
 
 Importing this package loads nothing heavy: dlib, FaceNet and matplotlib are imported only when
