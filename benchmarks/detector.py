@@ -64,7 +64,7 @@ def detectors(threads_variant: bool = True) -> dict[str, FaceDetector]:
     }
     if threads_variant:
         one = FaceDetector(DetectConfig(backend="onnx"))
-        one._runner = BlazeFaceRunner(one.model_path, min_score=one._proposal_score, intra_op_threads=1)
+        one.runner.model = BlazeFaceRunner(one.model_path, min_score=one.runner.min_score, intra_op_threads=1)
         dets["onnx-1thread"] = one
     return dets
 

@@ -1,0 +1,298 @@
+"""BlazeFace short-range in ONNX Runtime, many images per call, pre/post-processing as MediaPipe's.
+
+MediaPipe Tasks' FaceDetector costs ~3 ms a call whatever the input size (graph and thread
+hand-over overhead); streamdp's detector makes 19-38 calls a frame (full frame, tile pyramid,
+second looks). ``BlazeFaceRunner.run`` takes any number of images of any sizes and runs the model
+once on all of them.
+
+The model is ``models/face_detection_short_range.onnx``, converted once from MediaPipe's
+``face_detection_short_range.tflite`` by ``tools/tflite_to_onnx.py`` (input float32
+``[N, 128, 128, 3]`` RGB in [-1, 1], NHWC like the .tflite; outputs ``regressors [N, 896, 16]``,
+``classificators [N, 896, 1]``).
+
+What MediaPipe Tasks does around the model, and this module repeats (read from
+``mediapipe/tasks/cc/vision/face_detector/face_detector_graph.cc`` and the calculators it
+configures; defaults for a model without detector metadata, and the Python API's
+``min_suppression_threshold`` = 0.3):
+
+* ImageToTensor, CPU/OpenCV path: the ROI is the whole image padded to a square around its
+  centre (``keep_aspect_ratio``), mapped onto 128x128 by ``cv2.warpPerspective`` with
+  ``INTER_LINEAR`` and a zero border (a bilinear point sampling, no antialiasing: a 1080p frame is
+  sampled, not averaged), then ``u8 * 2/255 - 1``. Padding pixels are 0 -> -1.
+* SsdAnchors: 4 layers, strides 8, 16, 16, 16, aspect ratio 1 plus the interpolated one, fixed
+  anchor size -> 16x16x2 + 8x8x6 = 896 anchors at cell centres, width = height = 1.
+* TensorsToDetections: ``reverse_output_order`` (x, y, w, h), scale 128, keypoints offset 4
+  (6 x (x, y)); logits clipped to +-100 then sigmoid; boxes with score < ``min_score`` or negative
+  size dropped.
+* NonMaxSuppression: WEIGHTED, IoU, threshold 0.3: the best remaining box takes every remaining
+  box overlapping it by IoU > 0.3 and becomes their score-weighted mean (box corners and
+  keypoints); its score stays the best one's.
+* Projection to the image: relative coordinates in the padded square back to pixels. MediaPipe's
+  pixel box (DetectionTransformationCalculator) is ``xmin = clamp(int(xmin), 0, W)``,
+  ``width = clamp(int(width), 0, W)`` (same for y): whole pixels, and a box sticking out on the
+  left/top is *shifted* inside, not cut; one sticking out on the right/bottom is left as is.
+  ``run(boxes="mediapipe")`` (the default) repeats exactly that; ``"clip"`` gives float boxes
+  clipped to the image, ``"raw"`` unclipped floats. Keypoints are never clipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..errors import ModelError
+
+INPUT_SIZE = 128
+NUM_ANCHORS = 896
+NUM_KEYPOINTS = 6
+ONNX_FILENAME = "face_detection_short_range.onnx"
+SCORE_CLIPPING_THRESH = 100.0
+MIN_SUPPRESSION_THRESHOLD = 0.3
+
+BoxMode = Literal["mediapipe", "clip", "raw"]
+Result = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N,4) xyxy, scores (N,), keypoints (N,6,2)
+
+
+def default_onnx_path() -> Path:
+    """The converted BlazeFace short-range model shipped inside the package."""
+    from ..model_files import packaged_model
+
+    return packaged_model(ONNX_FILENAME)
+
+
+def ssd_anchors() -> np.ndarray:
+    """(896, 2) anchor centres (x, y) in [0, 1], MediaPipe's order (row, column, anchor)."""
+    out = []
+    # (stride, anchors per cell): layers of equal stride are merged, 2 anchors per layer
+    for stride, per_cell in ((8, 2), (16, 6)):
+        n = int(np.ceil(INPUT_SIZE / stride))
+        c = (np.arange(n, dtype=np.float32) + 0.5) / n
+        yy, xx = np.meshgrid(c, c, indexing="ij")
+        xy = np.stack([xx.ravel(), yy.ravel()], axis=1)
+        out.append(np.repeat(xy, per_cell, axis=0))
+    anchors = np.concatenate(out).astype(np.float32)
+    assert len(anchors) == NUM_ANCHORS
+    return anchors
+
+
+_ANCHORS = ssd_anchors()
+
+
+def letterbox_matrix(width: int, height: int) -> tuple[np.ndarray, float, float, float]:
+    """MediaPipe's image -> 128x128 mapping for the whole image padded to a centred square.
+
+    Returns the 3x3 matrix (as ``cv2.getPerspectiveTransform`` builds it in MediaPipe) and the
+    square's left, top and side in image pixels (relative model coordinates -> pixels:
+    ``left + r * side``).
+    """
+    side = float(max(width, height))
+    left = 0.5 * width - 0.5 * side
+    top = 0.5 * height - 0.5 * side
+    s = INPUT_SIZE / side
+    m = np.array([[s, 0.0, -left * s], [0.0, s, -top * s], [0.0, 0.0, 1.0]], dtype=np.float64)
+    return m, left, top, side
+
+
+def letterbox(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """One image -> the model's float32 (128, 128, 3) input in [-1, 1], and (left, top, side)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    m, left, top, side = letterbox_matrix(w, h)
+    warped = cv2.warpPerspective(
+        image,
+        m,
+        (INPUT_SIZE, INPUT_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    if out is None:
+        out = np.empty((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+    np.multiply(warped, np.float32(2.0 / 255.0), out=out, casting="unsafe")
+    out -= np.float32(1.0)
+    return out, (left, top, side)
+
+
+def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float) -> list[Result]:
+    """Raw outputs of a batch -> per image (boxes, scores, keypoints) in relative model coordinates,
+    before NMS: only anchors scoring >= ``min_score`` with a non-negative box size."""
+    logits = np.clip(classificators[..., 0], -SCORE_CLIPPING_THRESH, SCORE_CLIPPING_THRESH)
+    with np.errstate(over="ignore"):  # exp(100) overflows float32 -> inf -> score 0, as intended
+        scores = 1.0 / (1.0 + np.exp(-logits))
+    out: list[Result] = []
+    for b in range(len(regressors)):
+        idx = np.flatnonzero(scores[b] >= min_score)
+        raw = regressors[b, idx] / np.float32(INPUT_SIZE)
+        anc = _ANCHORS[idx]
+        cxy = raw[:, 0:2] + anc
+        wh = raw[:, 2:4]
+        ok = (wh >= 0).all(axis=1)
+        boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], axis=1)[ok]
+        kps = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :])[ok]
+        out.append((boxes.astype(np.float32), scores[b, idx][ok].astype(np.float32), kps.astype(np.float32)))
+    return out
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, threshold: float = MIN_SUPPRESSION_THRESHOLD) -> Result:
+    """MediaPipe's WEIGHTED non-maximum suppression (IoU > ``threshold`` joins a cluster).
+
+    The pairwise IoU matrix is computed once; the loop runs once per output cluster.
+    """
+    n = len(boxes)
+    if n == 0:
+        return boxes, scores, kps
+    order = np.argsort(-scores, kind="stable")
+    b, s, k = boxes[order], scores[order], kps[order]
+    wh = np.clip(b[:, 2:] - b[:, :2], 0, None)
+    area = wh[:, 0] * wh[:, 1]
+    lt = np.maximum(b[:, None, :2], b[None, :, :2])
+    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    iwh = np.clip(rb - lt, 0, None)
+    inter = iwh[..., 0] * iwh[..., 1]
+    union = area[:, None] + area[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        over = np.where(union > 0, inter / union, 0.0) > threshold
+    alive = np.ones(n, dtype=bool)
+    out_b, out_s, out_k = [], [], []
+    while True:
+        rest = np.flatnonzero(alive)
+        if len(rest) == 0:
+            break
+        top = rest[0]
+        members = rest[over[top, rest]]
+        if len(members):
+            w = s[members]
+            tw = w.sum()
+            out_b.append((b[members] * w[:, None]).sum(axis=0) / tw)
+            out_k.append((k[members] * w[:, None, None]).sum(axis=0) / tw)
+        else:  # a degenerate box overlaps nothing, not even itself: kept as is, then stop
+            out_b.append(b[top])
+            out_k.append(k[top])
+        out_s.append(s[top])
+        if len(members) == 0:
+            break
+        alive[members] = False
+    return (
+        np.asarray(out_b, dtype=np.float32).reshape(-1, 4),
+        np.asarray(out_s, dtype=np.float32),
+        np.asarray(out_k, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2),
+    )
+
+
+def _to_image(b: np.ndarray, w: int, h: int, mode: BoxMode) -> np.ndarray:
+    if mode == "clip":
+        b = b.copy()
+        np.clip(b[:, 0::2], 0, w, out=b[:, 0::2])
+        np.clip(b[:, 1::2], 0, h, out=b[:, 1::2])
+        return b
+    if mode != "mediapipe":
+        raise ValueError(f"unknown box mode {mode!r}")
+    lim = np.array([w, h], dtype=np.float32)
+    xy = np.clip(np.trunc(b[:, :2]), 0, lim)
+    wh = np.clip(np.trunc(b[:, 2:] - b[:, :2]), 0, lim)
+    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+
+
+def select_providers(available: Sequence[str] | None = None) -> list[str]:
+    """CUDA when this onnxruntime has it, else CPU."""
+    import onnxruntime as ort
+
+    available = list(ort.get_available_providers()) if available is None else list(available)
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class BlazeFaceRunner:
+    """BlazeFace short-range on a batch of images in one ONNX Runtime call.
+
+    ``min_score``: candidates below it are dropped before NMS (MediaPipe's
+    ``min_detection_confidence``). ``intra_op_threads``: ONNX Runtime's CPU threads (default 2,
+    or ``STREAMDP_DETECT_THREADS``). Not thread-safe for concurrent ``run`` calls on one instance
+    (the input buffer is reused).
+    """
+
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        *,
+        min_score: float = 0.5,
+        suppression_threshold: float = MIN_SUPPRESSION_THRESHOLD,
+        intra_op_threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except Exception as exc:  # pragma: no cover - environment problem
+            raise ModelError(f"onnxruntime is not usable: {exc}") from None
+        path = Path(model_path) if model_path is not None else default_onnx_path()
+        if not path.is_file():
+            raise ModelError(f"face detection model not found: {path}")
+        if intra_op_threads is None:
+            intra_op_threads = int(os.environ.get("STREAMDP_DETECT_THREADS", "2"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(intra_op_threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.providers = list(providers) if providers is not None else select_providers()
+        try:
+            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+        except Exception as exc:
+            raise ModelError(f"cannot load face detection model {path}: {exc}") from None
+        inp = self._sess.get_inputs()[0]
+        if list(inp.shape[1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
+            raise ModelError(f"{path}: expected input [N, 128, 128, 3], got {inp.shape}")
+        self._input = inp.name
+        self.model_path = path
+        self.min_score = float(min_score)
+        self.suppression_threshold = float(suppression_threshold)
+        self._buf = np.empty((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+        #: model calls and images run so far
+        self.calls = 0
+        self.images = 0
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw model outputs (regressors, classificators) for a float32 NHWC batch."""
+        reg, cls = self._sess.run(["regressors", "classificators"], {self._input: batch})
+        self.calls += 1
+        self.images += len(batch)
+        return reg, cls
+
+    def run(self, images: Sequence[np.ndarray], *, boxes: BoxMode = "mediapipe") -> list[Result]:
+        """Faces in each ``HxWx3 uint8`` RGB image (any sizes; views into a bigger frame are fine).
+
+        Returns per image ``(boxes (N,4) xyxy, scores (N,), keypoints (N,6,2))`` in that image's
+        pixels, highest score first. ``boxes``: ``"mediapipe"`` = MediaPipe Tasks' whole-pixel
+        boxes (see the module docstring), ``"clip"`` = float boxes clipped to the image, ``"raw"``
+        = unclipped. All images go through the model in one call.
+        """
+        n = len(images)
+        if n == 0:
+            return []
+        if len(self._buf) < n:
+            self._buf = np.empty((max(n, 2 * len(self._buf)), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+        batch = self._buf[:n]
+        frames = []
+        for i, img in enumerate(images):
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
+            _, lts = letterbox(img, out=batch[i])
+            frames.append(lts)
+        reg, cls = self.infer(batch)
+        out: list[Result] = []
+        for (left, top, side), img, (b, s, k) in zip(frames, images, decode(reg, cls, self.min_score)):
+            b, s, k = weighted_nms(b, s, k, self.suppression_threshold)
+            off = np.array([left, top], dtype=np.float32)
+            b = b * np.float32(side) + np.tile(off, 2)
+            k = k * np.float32(side) + off
+            if len(b) and boxes != "raw":
+                b = _to_image(b, *img.shape[1::-1], boxes)
+            out.append((b.astype(np.float32, copy=False), s, k.astype(np.float32, copy=False)))
+        return out

@@ -1,0 +1,269 @@
+"""``FaceDetector``: one frame (or a batch) in, ``Detections`` out.
+
+Per frame: gather the views (full frame, the scheduled tiles and mirrored edge tiles, one
+confirmation view per tracked face), run them through the model in one go, merge their candidates,
+run every unsure candidate's second look in one more go, and finalize. The jobs live beside it:
+``schedule`` (which tiles), ``backends`` (the model runner), ``candidates`` (merging),
+``verify`` (second looks and their memory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from ..config import DetectConfig
+from ..types import Detections
+from .backends import Backend, Result, View, open_backend
+from .candidates import CONFIRM, Candidates, finalize, from_view, merge
+from .schedule import ChangeGate, TileSchedule
+from .tiles import Tile, mirror_padded
+from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, plan_second_looks
+
+Owner = tuple[int, "Tile | object | None"]  # frame number in the call, and None (full frame), a Tile or CONFIRM
+
+
+class FaceDetector:
+    """Finds faces in RGB frames; one instance per thread (model sessions are not shared).
+
+    ``cfg.backend``: ``"onnx"`` (and ``"auto"``) runs BlazeFace through ONNX Runtime
+    (``streamdp.detect.blazeface``), every frame's full view and tiles in one batch and all second
+    looks in one more; ``"mediapipe"`` runs MediaPipe Tasks, one call per image. Both see the same
+    model inputs and decode them the same way, so they find the same faces.
+    """
+
+    def __init__(
+        self,
+        cfg: DetectConfig | None = None,
+        model_path: Path | str | None = None,
+        *,
+        verify_score: float | None = None,
+        tile_every: int | None = None,
+    ) -> None:
+        self.cfg = cfg if cfg is not None else DetectConfig()
+        self.verify_score = float(self.cfg.verify_score if verify_score is None else verify_score)
+        #: tile pass schedule; the file pipeline passes its own (see ``DetectConfig.effective_tile_every``)
+        self.tile_every = int(tile_every) if tile_every is not None else self.cfg.effective_tile_every(0)
+        #: score a face must reach at the model's favourite scale (see ``verify.plan_second_looks``)
+        self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
+        #: the model runner in use: "onnx" or "mediapipe"
+        self.backend = "mediapipe" if self.cfg.backend == "mediapipe" else "onnx"
+        # the model reports everything down to the proposal score; thresholds are applied here
+        #: the runner itself (``backends.OnnxBackend`` or ``MediaPipeBackend``)
+        self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence))
+        self.model_path = self.runner.model_path
+        self._schedule = TileSchedule(self.cfg)
+        # the rejection memory and the change gate serve one stream's consecutive frames
+        self._memory = RejectMemory()
+        self._gate = ChangeGate()
+        #: the last ``detect``/``detect_batch`` call: seconds by part, model images by kind and
+        #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx);
+        #: ``candidates``: merged first-look candidates (before the second looks).
+        #: With onnx the full frame and its tiles run in one batch: ``search_s`` covers both
+        #: (``full_s`` = ``search_s``, ``tiles_s`` = 0).
+        self.last_timing: dict[str, float] = {}
+        #: running totals over all calls
+        self.totals: dict[str, float] = {
+            "frames": 0,
+            "calls": 0,
+            "batches": 0,
+            "seconds": 0.0,
+            "tile_passes": 0,
+            "verified": 0,
+            "rejected": 0,
+            "rejected_again": 0,
+            "tiles_skipped_unchanged": 0,
+        }
+
+    # -- context manager ----------------------------------------------------------------------
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- public -------------------------------------------------------------------------------
+    def edge_tiles_for(self, width: int, height: int) -> list[Tile]:
+        """The mirrored edge tiles searched with the tile pass (``plan_edge_tiles``; cached)."""
+        return self._schedule.edge_tiles_for(width, height)
+
+    def tiles_for(self, width: int, height: int) -> list[Tile]:
+        """The tile plan used for frames of this size (cached)."""
+        return self._schedule.tiles_for(width, height)
+
+    def detect(self, image_rgb: np.ndarray, frame_index: int = 0) -> Detections:
+        """All faces in an ``HxWx3 uint8`` RGB frame, boxes clipped to the frame.
+
+        ``frame_index`` only schedules the tile pass (``cfg.tile_every``).
+        """
+        return self.detect_batch([image_rgb], [frame_index])[0]
+
+    def detect_batch(
+        self,
+        frames: Sequence[np.ndarray],
+        frame_indices: Sequence[int],
+        hints: Sequence[np.ndarray | None] | None = None,
+    ) -> list[Detections]:
+        """``detect`` for several frames (any sizes) at once: with the onnx backend, every frame's
+        full view and tiles go through the model in one call, and all their second looks in one
+        more. Each frame's result is what ``detect`` would give for it alone.
+
+        ``hints``: per frame the boxes of its tracked faces (or None), each confirmed in a view
+        at the model's favourite scale."""
+        if self.runner.closed:
+            raise RuntimeError("FaceDetector is closed")
+        if len(frames) != len(frame_indices):
+            raise ValueError(f"{len(frames)} frames but {len(frame_indices)} frame indices")
+        imgs = [self._check(f) for f in frames]
+        if not imgs:
+            return []
+        t0 = time.perf_counter()
+        batches0 = self.totals["batches"]
+        # the rejection memory and the change gate serve one stream's consecutive frames
+        # (detect / FaceStage); a batch of several frames is searched in full
+        single = len(imgs) == 1
+
+        # 1. search: full frames and tiles, all in one go
+        views, owners, padded, n_tiles, n_confirm = self._search_views(imgs, frame_indices, hints, single)
+        t_full = t0
+        if not self.runner.batched:  # mediapipe: time the full frame's call on its own, as before
+            results = [self._run(*views[0])]
+            t_full = time.perf_counter()
+            results += self._run_many(views[1:])
+        else:
+            results = self._run_many(views)
+        t_tiles = time.perf_counter()
+        if self.runner.batched:
+            t_full = t_tiles
+        cands = self._candidates(imgs, owners, results)
+
+        # 2. second looks, all in one go
+        out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None)
+        t_end = time.perf_counter()
+        calls = len(views) + n_verify
+        self.last_timing = {
+            "full_s": t_full - t0,
+            "tiles_s": t_tiles - t_full,
+            "search_s": t_tiles - t0,
+            "verify_s": t_end - t_tiles,
+            "total_s": t_end - t0,
+            "calls": float(calls),
+            "tile_calls": float(n_tiles),
+            "verify_calls": float(n_verify),
+            "confirm_calls": float(n_confirm),
+            "candidates": float(sum(len(c) for c in cands)),
+            "batches": float(self.totals["batches"] - batches0),
+        }
+        self.totals["frames"] += len(imgs)
+        self.totals["calls"] += calls
+        self.totals["seconds"] += t_end - t0
+        return out
+
+    # -- the steps of detect_batch --------------------------------------------------------------
+    def _search_views(
+        self, imgs: list[np.ndarray], frame_indices: Sequence[int], hints: Sequence[np.ndarray | None] | None, single: bool
+    ) -> tuple[list[View], list[Owner], dict[int, tuple[np.ndarray, int]], int, int]:
+        """Every first-look view of the frames with its owner; the mirror-padded copies (frame ->
+        (copy, pad)) of the frames whose edges are searched; how many tile and confirmation views."""
+        views: list[View] = []
+        owners: list[Owner] = []
+        padded: dict[int, tuple[np.ndarray, int]] = {}
+        n_tiles = n_confirm = 0
+        for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
+            views.append((img, 0, 0))
+            owners.append((f, None))
+            h, w = img.shape[:2]
+            tiles, edges = self._schedule.due(w, h, fi, self.tile_every)
+            hint = None if hints is None else hints[f]
+            if single and self.cfg.skip_unchanged:
+                skipped0 = self._gate.skipped
+                tiles, edges = self._gate.changed_only(img, tiles, edges, hint)
+                self.totals["tiles_skipped_unchanged"] += self._gate.skipped - skipped0
+            n_tiles += len(tiles)
+            self.totals["tile_passes"] += 1 if tiles else 0
+            for tile in tiles:
+                views.append((img[tile.y0 : tile.y1, tile.x0 : tile.x1], tile.x0, tile.y0))
+                owners.append((f, tile))
+            # Tracked faces are confirmed every frame in a view at the model's favourite scale
+            # (what a second look is), so a small face found by a tile stays detected between
+            # its tiles' turns.
+            for box in ([] if hint is None else np.asarray(hint, np.float64).reshape(-1, 4)[:MAX_CONFIRM]):
+                view = look_view(img, box)
+                if view is not None:
+                    views.append(view)
+                    owners.append((f, CONFIRM))
+                    n_confirm += 1
+            if edges:
+                pad = self._schedule.edge_pad(w, h)
+                padded[f] = (mirror_padded(img, pad), pad)
+                big, p = padded[f]
+                n_tiles += len(edges)
+                for tile in edges:
+                    views.append((big[tile.y0 + p : tile.y1 + p, tile.x0 + p : tile.x1 + p], tile.x0, tile.y0))
+                    owners.append((f, tile))
+        return views, owners, padded, n_tiles, n_confirm
+
+    def _candidates(self, imgs: list[np.ndarray], owners: list[Owner], results: list[Result]) -> list[Candidates]:
+        """Each frame's first-look candidates from all its views, merged."""
+        parts: list[list[Candidates]] = [[] for _ in imgs]
+        for (f, owner), (b, s, k) in zip(owners, results):
+            h, w = imgs[f].shape[:2]
+            part = from_view(owner, b, s, k, w, h)
+            if part is not None:
+                parts[f].append(part)
+        return [merge(Candidates.concat(p), self.cfg.nms_iou) for p in parts]
+
+    def _second_looks(
+        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, tuple[np.ndarray, int]], stream_index: int | None
+    ) -> tuple[list[Detections], int]:
+        """Every frame's faces after the second looks (all run in one go), and how many looks.
+        ``stream_index``: the frame index of a single stream frame (the rejection memory's), else None."""
+        memory = self._memory.recall(stream_index) if stream_index is not None else None
+        need = self.new_face_score
+        plans = [plan_second_looks(img, c, need, self.cfg.min_confidence, padded=padded.get(f), memory=memory)
+                 for f, (img, c) in enumerate(zip(imgs, cands))]
+        look_results = iter(self._run_many([crop for p in plans for crop in p.looks]))
+        out = []
+        n_verify = 0
+        for img, c, plan in zip(imgs, cands, plans):
+            res = [next(look_results) for _ in plan.looks]
+            rejected: list[tuple[np.ndarray, float]] = []
+            boxes, scores, kps, verified = apply_second_looks(c, plan, res, need, rejected)
+            self.totals["rejected_again"] += plan.again
+            self.totals["verified"] += verified
+            self.totals["rejected"] += len(rejected)
+            if stream_index is not None:
+                self._memory.remember(stream_index, rejected)
+            n_verify += len(plan.todo)
+            out.append(finalize(boxes, scores, kps, img.shape[1], img.shape[0], self.cfg.nms_iou))
+        return out, n_verify
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _check(image_rgb: np.ndarray) -> np.ndarray:
+        img = np.asarray(image_rgb)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
+        if not img.flags.c_contiguous:
+            img = np.ascontiguousarray(img)
+        return img
+
+    def _run_many(self, views: Sequence[View]) -> list[Result]:
+        """Model results for (image view, x0, y0) triples, in frame pixels (offset by x0, y0)."""
+        batches0 = self.runner.batches
+        out = self.runner.run_many(views)
+        self.totals["batches"] += self.runner.batches - batches0
+        return out
+
+    def _run(self, rgb: np.ndarray, x0: int, y0: int) -> Result:
+        """One view through the model (a call of its own)."""
+        return self._run_many([(rgb, x0, y0)])[0]
