@@ -20,6 +20,7 @@ from .errors import ConfigError, OutputError, StreamdpError
 from .config_cli import add_config_parser
 from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
+from .logs import add_log_format_option, setup_logging
 from .mechanisms.registry import mechanism_help
 from .presets import config_path
 from .scale.cli import add_scale_parsers
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--release-interval", type=float, help="dp-image: seconds between fresh noise draws per face")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_format_option(run)
 
     train = sub.add_parser("train", help="train the DP-Image face model (needs the 'train' extra)")
     train.add_argument("--config", type=Path, default=Path("configs/train.yaml"))
@@ -128,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     # Stage threads hand work to native code (MediaPipe dispatches every call through its own
     # worker thread) and wait for the GIL on return: a shorter switch interval cuts that wait.
     sys.setswitchinterval(0.001)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
-        format="streamdp: %(levelname)s: %(message)s",
-    )
+    setup_logging(getattr(args, "verbose", False), getattr(args, "log_format", "text"))
     try:
         if args.command == "run":
             return cmd_run(args, argv)

@@ -1,45 +1,74 @@
-"""Live metrics: per-stream counters, capture->publish latency quantiles, fps in/out.
+"""Live metrics: per-stream counters, capture->publish latency, fps in/out, on Prometheus.
 
 The same numbers go to the end-of-run report (``StreamMetrics.snapshot``) and to a Prometheus
-text endpoint (``MetricsServer``, ``--metrics-port``). Labels carry stream *names* and redacted
-URLs only: no credentials ever appear here.
+endpoint (``MetricsServer``, ``--metrics-port``) built on ``prometheus_client``: a
+``LiveCollector`` reads the streams' ``StreamMetrics`` (and each stream's face stage and the
+mechanism's privacy ledger) at scrape time, on a ``CollectorRegistry`` of its own per server (never
+the global default registry). The pipeline threads only ever touch ``StreamMetrics``: a scrape
+costs them one short lock per stream. Labels carry stream *names* and redacted URLs only: no
+credentials ever appear here.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from ..metrics import MetricsHTTPServer, epsilon_value
 from .redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = 4096  # most recent samples kept for the quantiles
 RATE_WINDOW_S = 5.0
+# Histogram bucket bounds (seconds) of the capture->publish and capture->stage latencies: live
+# deadlines are 100-500 ms, so the buckets are dense there.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class HistogramCounts:
+    """A latency histogram as Prometheus wants it: cumulative counts per upper bound (+Inf last)."""
+
+    buckets: list[tuple[str, int]]
+    sum: float
 
 
 class LatencyWindow:
-    """The most recent latency samples (seconds) and a running maximum."""
+    """The most recent latency samples (seconds) for the report's quantiles, a running maximum,
+    and counts per ``LATENCY_BUCKETS`` bucket over the whole run (the Prometheus histogram)."""
 
     def __init__(self, size: int = LATENCY_WINDOW) -> None:
         self._samples: deque[float] = deque(maxlen=size)
         self.count = 0
         self.sum = 0.0
         self.max = 0.0
+        self._in_bucket = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
 
     def add(self, seconds: float) -> None:
         self._samples.append(seconds)
         self.count += 1
         self.sum += seconds
         self.max = max(self.max, seconds)
+        self._in_bucket[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # le: bound >= value
+
+    def histogram(self) -> HistogramCounts:
+        cumulative, buckets = 0, []
+        for bound, n in zip((*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"), self._in_bucket):
+            cumulative += n
+            buckets.append((bound, cumulative))
+        return HistogramCounts(buckets, self.sum)
 
     def summary(self) -> dict[str, Any]:
         p50, p95 = self.quantile(0.5), self.quantile(0.95)
@@ -169,6 +198,14 @@ class StreamMetrics:
         with self._lock:
             self.input_connected = connected
 
+    def histograms(self) -> dict[str, dict[str, HistogramCounts]]:
+        """``{"publish": {sink: ...}, "stage": {stage: ...}}``: the latency histograms, copied under the lock."""
+        with self._lock:
+            return {
+                "publish": {sink: w.histogram() for sink, w in self.latency.items()},
+                "stage": {stage: w.histogram() for stage, w in self.stages.items()},
+            }
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             wall = time.monotonic() - self.started
@@ -190,94 +227,141 @@ class StreamMetrics:
             }
 
 
-def _esc(value: str) -> str:
-    return redact_text(str(value)).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+# FaceCounts field -> help text (per-stream *_total counters, from the stream's face stage)
+FACE_COUNTERS: dict[str, str] = {
+    "frames_with_faces": "frames with at least one face covered",
+    "faces_detected": "detector hits (after NMS)",
+    "faces_covered": "face boxes covered, tracks carried through detector misses included",
+    "faces_predicted": "covered boxes with no detection in that frame (the tracker's prediction)",
+    "faces_lookback": "boxes added before a face's first detection (files only: live cannot look back)",
+    "frames_fail_closed": "frames covered by the fallback after a privatizer error",
+}
 
 
-def prometheus_text(streams: list[StreamMetrics], extra: dict[str, float] | None = None) -> str:
-    """The Prometheus text exposition format (version 0.0.4) for every stream."""
-    snaps = [s.snapshot() for s in streams]
-    lines: list[str] = []
+class LiveCollector(Collector):
+    """The live metrics, read at scrape time.
 
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
+    ``streams()`` gives the streams to report: ``StreamMetrics``, or objects with a ``metrics``
+    attribute (a ``StreamMetrics``) and optionally ``faces`` (the stream's ``FaceStage``: faces and
+    tracks), as ``LiveStream`` has. ``privacy()`` gives the mechanism's ``privacy_report()`` (None
+    for a mechanism without a formal guarantee: no epsilon is exposed then)."""
 
-    family("streamdp_stream_info", "gauge", "one per stream; labels name the (redacted) input and outputs")
+    def __init__(self, streams: Callable[[], Iterable[Any]],
+                 privacy: Callable[[], dict[str, Any] | None] | None = None) -> None:
+        self._streams = streams
+        self._privacy = privacy
+
+    def collect(self) -> Iterator[Metric]:
+        items = list(self._streams())
+        metrics = [s if isinstance(s, StreamMetrics) else s.metrics for s in items]
+        faces = [None if isinstance(s, StreamMetrics) else getattr(s, "faces", None) for s in items]
+        snaps = [m.snapshot() for m in metrics]
+        yield from _stream_families(snaps)
+        yield from _latency_families(snaps, [m.histograms() for m in metrics])
+        yield from _face_families([(snap["name"], f) for snap, f in zip(snaps, faces)])
+        yield from _privacy_families(self._privacy)
+
+
+def _stream_families(snaps: list[dict[str, Any]]) -> Iterator[Metric]:
+    info = GaugeMetricFamily("streamdp_stream_info", "one per stream; labels name the (redacted) input and outputs",
+                             labels=["stream", "input", "outputs"])
+    connected = GaugeMetricFamily("streamdp_input_connected", "1 while the input is connected", labels=["stream"])
     for s in snaps:
-        lines.append(
-            f'streamdp_stream_info{{stream="{_esc(s["name"])}",input="{_esc(s["input"])}",'
-            f'outputs="{_esc(",".join(s["outputs"]))}"}} 1'
-        )
-    family("streamdp_input_connected", "gauge", "1 while the input is connected")
-    for s in snaps:
-        lines.append(f'streamdp_input_connected{{stream="{_esc(s["name"])}"}} {int(s["input_connected"])}')
+        info.add_metric([s["name"], redact_text(s["input"]), redact_text(",".join(s["outputs"]))], 1)
+        connected.add_metric([s["name"]], int(s["input_connected"]))
+    yield info
+    yield connected
     for counter, help_text in COUNTERS.items():
-        metric = f"streamdp_{counter}_total"
-        family(metric, "counter", help_text)
+        family = CounterMetricFamily(f"streamdp_{counter}", help_text, labels=["stream"])
         for s in snaps:
-            lines.append(f'{metric}{{stream="{_esc(s["name"])}"}} {s["counts"][counter]}')
-    for key, metric, help_text in (
+            family.add_metric([s["name"]], s["counts"][counter])
+        yield family
+    out = CounterMetricFamily("streamdp_frames_out", "frames sent to the outputs: new (published) plus repeated",
+                              labels=["stream"])
+    reconnects = CounterMetricFamily("streamdp_input_reconnects", "input connections after the first",
+                                     labels=["stream"])
+    for s in snaps:
+        out.add_metric([s["name"]], s["counts"]["frames_published"] + s["counts"]["frames_repeated"])
+        reconnects.add_metric([s["name"]], max(0, s["counts"]["input_connects"] - 1))
+    yield out
+    yield reconnects
+    for key, name, help_text in (
         ("fps_in_now", "streamdp_fps_in", f"input frames per second over the last {RATE_WINDOW_S:g} s"),
         ("fps_out_now", "streamdp_fps_out", f"output frames per second over the last {RATE_WINDOW_S:g} s"),
     ):
-        family(metric, "gauge", help_text)
+        family = GaugeMetricFamily(name, help_text, labels=["stream"])
         for s in snaps:
-            lines.append(f'{metric}{{stream="{_esc(s["name"])}"}} {s[key]}')
-    family("streamdp_latency_seconds", "summary", "capture to publish latency of new frames, per output")
-    for stream, s in zip(streams, snaps):
-        with stream._lock:
-            windows = list(stream.latency.items())
-            for sink, w in windows:
-                labels = f'stream="{_esc(s["name"])}",sink="{_esc(sink)}"'
-                for q in (0.5, 0.95, 0.99):
-                    v = w.quantile(q)
-                    if v is not None:
-                        lines.append(f'streamdp_latency_seconds{{{labels},quantile="{q}"}} {v:.6f}')
-                lines.append(f"streamdp_latency_seconds_sum{{{labels}}} {w.sum:.6f}")
-                lines.append(f"streamdp_latency_seconds_count{{{labels}}} {w.count}")
-    for name, value in (extra or {}).items():
-        family(f"streamdp_{name}", "gauge", name.replace("_", " "))
-        lines.append(f"streamdp_{name} {value}")
-    return "\n".join(lines) + "\n"
+            family.add_metric([s["name"]], s[key])
+        yield family
 
 
-class MetricsServer:
-    """``GET /metrics`` on ``host:port`` (stdlib ``http.server`` on a daemon thread)."""
+def _latency_families(snaps: list[dict[str, Any]], hists: list[dict[str, dict[str, HistogramCounts]]]) -> Iterator[Metric]:
+    publish = HistogramMetricFamily("streamdp_latency_seconds", "capture to publish latency of new frames, per output",
+                                    labels=["stream", "sink"])
+    stage = HistogramMetricFamily("streamdp_stage_latency_seconds", "capture to the end of a pipeline stage",
+                                  labels=["stream", "stage"])
+    for s, h in zip(snaps, hists):
+        for sink, counts in h["publish"].items():
+            publish.add_metric([s["name"], sink], counts.buckets, counts.sum)
+        for name, counts in h["stage"].items():
+            stage.add_metric([s["name"], name], counts.buckets, counts.sum)
+    yield publish
+    yield stage
 
-    def __init__(self, host: str, port: int, render: Callable[[], str]) -> None:
-        self.render = render
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(handler) -> None:  # noqa: N805 - the handler instance
-                if handler.path.split("?")[0] not in ("/metrics", "/"):
-                    handler.send_error(404)
-                    return
-                try:
-                    body = render().encode()
-                except Exception:  # noqa: BLE001 - a scrape must never kill the relay
-                    log.debug("metrics rendering failed", exc_info=True)
-                    handler.send_error(500)
-                    return
-                handler.send_response(200)
-                handler.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body)
+def _face_families(streams: list[tuple[str, Any]]) -> Iterator[Metric]:
+    with_faces = [(name, faces) for name, faces in streams if faces is not None]
+    counts = {name: asdict(faces.counts) for name, faces in with_faces}
+    for counter, help_text in FACE_COUNTERS.items():
+        family = CounterMetricFamily(f"streamdp_{counter}", help_text, labels=["stream"])
+        for name, c in counts.items():
+            family.add_metric([name], c.get(counter, 0))
+        yield family
+    total = CounterMetricFamily("streamdp_tracks", "face tracks started", labels=["stream"])
+    active = GaugeMetricFamily("streamdp_tracks_active", "face tracks followed now", labels=["stream"])
+    for name, faces in with_faces:
+        tracker = faces.tracker  # read once: a new scene replaces it
+        total.add_metric([name], tracker.total_tracks)
+        active.add_metric([name], tracker.active_track_count)
+    yield total
+    yield active
 
-            def log_message(handler, *args: Any) -> None:  # noqa: N805 - no access log
-                return
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self.host, self.port = self._httpd.server_address[:2]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="streamdp-metrics", daemon=True)
+def _privacy_families(privacy: Callable[[], dict[str, Any] | None] | None) -> Iterator[Metric]:
+    if privacy is None:
+        return
+    try:
+        report = privacy()
+    except Exception:  # noqa: BLE001 - the ledger is written by the privatizer meanwhile: skip this scrape
+        log.debug("privacy report unavailable for this scrape", exc_info=True)
+        return
+    if not report:
+        return
+    worst = epsilon_value((report.get("worst_case") or {}).get("epsilon"))
+    if worst is not None:
+        yield GaugeMetricFamily("streamdp_epsilon_spent_worst_track",
+                                "epsilon spent on the track with the most releases (+Inf: seeded, no privacy)",
+                                value=worst)
+    yield CounterMetricFamily("streamdp_privacy_releases", "privatized releases over every track",
+                              value=int(report.get("releases") or 0))
+    yield GaugeMetricFamily("streamdp_privacy_tracks", "tracks with at least one release", value=int(report.get("tracks") or 0))
+
+
+def live_registry(streams: Callable[[], Iterable[Any]],
+                  privacy: Callable[[], dict[str, Any] | None] | None = None) -> CollectorRegistry:
+    """A registry of its own holding one ``LiveCollector`` (see there for the arguments)."""
+    registry = CollectorRegistry()
+    registry.register(LiveCollector(streams, privacy))
+    return registry
+
+
+class MetricsServer(MetricsHTTPServer):
+    """``GET /metrics`` (and ``/healthz``) on ``host:port`` for one registry, on a daemon thread
+    (``streamdp.metrics.MetricsHTTPServer`` with the live argument order)."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
+        super().__init__(registry, host, port)
 
     def start(self) -> MetricsServer:
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
