@@ -37,7 +37,7 @@ SHARED = ROOT.parent / "shared"
 MEDIA = SHARED / "media"
 FACES = SHARED / "data" / "faces"
 
-from streamdp.blazeface import BlazeFaceRunner  # noqa: E402
+from streamdp.detect.blazeface import BlazeFaceRunner  # noqa: E402
 from streamdp.config import DetectConfig  # noqa: E402
 from streamdp.detect import FaceDetector, box_iou  # noqa: E402
 

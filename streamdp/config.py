@@ -51,7 +51,7 @@ class DetectConfig(Section):
     # spread), longer than the files' look-back: off by default (files 720p: 19 -> 15 ms a frame).
     skip_unchanged: bool = False
     # How the BlazeFace model runs: "onnx" = ONNX Runtime, the full frame, all its tiles and then
-    # all second looks each in one batched call (streamdp/blazeface.py, same pre/post-processing
+    # all second looks each in one batched call (streamdp/detect/blazeface.py, same pre/post-processing
     # as MediaPipe); "mediapipe" = MediaPipe Tasks, one call (~3 ms overhead) per image. "auto" = onnx.
     backend: Literal["auto", "onnx", "mediapipe"] = "auto"
 

@@ -1,4 +1,4 @@
-"""The ONNX BlazeFace runner (streamdp/blazeface.py) against the .tflite and MediaPipe Tasks."""
+"""The ONNX BlazeFace runner (streamdp/detect/blazeface.py) against the .tflite and MediaPipe Tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from streamdp.blazeface import (
+from streamdp.detect.blazeface import (
     NUM_ANCHORS,
     BlazeFaceRunner,
     default_onnx_path,
