@@ -163,10 +163,19 @@ def test_a_worker_that_dies_fails_only_its_file(archive: Path, tmp_path: Path) -
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
         return ray, 1
 
+    from prometheus_client import CollectorRegistry
+
+    from streamdp.metrics import BatchMetrics
+
+    registry = CollectorRegistry()
     try:
-        outcome = run_batch(iter_jobs(inputs, tmp_path / "out"), config, connect, worker=_crashing_worker())
+        outcome = run_batch(iter_jobs(inputs, tmp_path / "out"), config, connect, worker=_crashing_worker(),
+                            metrics=BatchMetrics(registry))
     finally:
         ray.shutdown()
+    # the batch metrics saw every file as it finished (streamdp batch --metrics-port serves them)
+    assert registry.get_sample_value("streamdp_batch_files_total", {"status": "ok"}) == 2
+    assert registry.get_sample_value("streamdp_batch_files_total", {"status": "failed"}) == 1
     assert [(Path(e["input"]).stem, e["status"]) for e in outcome.entries] == [
         ("a", "ok"), ("crash", "error"), ("b", "ok")]
     assert "worker process died" in outcome.failures[0]["error"]

@@ -117,10 +117,11 @@ class _Pool:
 
 
 def run_batch(jobs: Iterable[BatchJob], config_dump: dict[str, Any], connect: Callable[[], tuple[Any, int]],
-              progress: bool = False, worker: type = CountingFileWorker) -> BatchOutcome:
+              progress: bool = False, worker: type = CountingFileWorker, metrics: Any = None) -> BatchOutcome:
     """Run every job that is not done yet (on ``worker`` actors: a ``CountingFileWorker``). ``connect()`` starts (or joins) Ray and says how many
     workers to use; it is called at the first file that needs work, so a run with everything
-    done already never starts Ray. Ctrl-C stops; the files in flight are redone by the next run."""
+    done already never starts Ray. Ctrl-C stops; the files in flight are redone by the next run.
+    ``metrics``: a ``streamdp.metrics.BatchMetrics`` fed with every finished file and the frames."""
     outcome = BatchOutcome()
     bar = _Progress(progress)
     pending = iter(jobs)
@@ -130,6 +131,8 @@ def run_batch(jobs: Iterable[BatchJob], config_dump: dict[str, Any], connect: Ca
     def record(entry: dict[str, Any]) -> None:
         outcome.entries.append(entry)
         bar.file_done(len(outcome.failures))
+        if metrics is not None:
+            metrics.file_done(entry)
 
     try:
         job = next(pending, None)
@@ -150,7 +153,10 @@ def run_batch(jobs: Iterable[BatchJob], config_dump: dict[str, Any], connect: Ca
                 continue
             for entry in pool.finished(POLL_S):
                 record(entry)
-            bar.add_frames(pool.ray.get(counter.take.remote()))
+            frames = pool.ray.get(counter.take.remote())
+            bar.add_frames(frames)
+            if metrics is not None:
+                metrics.add_frames(frames)
     except KeyboardInterrupt:
         # The files in flight die with the actors at Ray's shutdown; the next run redoes them.
         outcome.interrupted = True

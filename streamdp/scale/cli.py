@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mechanisms.registry import mechanism_help
+from ..logs import add_log_format_option
 from ..presets import config_path
 
 REPORT_NAME = "batch-report.json"
@@ -47,7 +48,11 @@ def add_scale_parsers(sub: Any) -> None:
     batch.add_argument("--workers", type=_positive, help="worker actors (default: the CPUs of this machine, "
                        "or of the cluster with --address)")
     batch.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of a local Ray")
+    batch.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve Prometheus metrics (files, frames, faces, epsilon) on this port while it runs")
+    batch.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default 127.0.0.1)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_log_format_option(batch)
     batch.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     batch.set_defaults(handler=cmd_batch)
 
@@ -79,6 +84,26 @@ def summary_lines(outcome: Any, report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _metrics(args: argparse.Namespace) -> tuple[Any, Any]:
+    """BatchMetrics and its endpoint when ``--metrics-port`` is given (else nothing)."""
+    if args.metrics_port is None:
+        return None, None
+    from prometheus_client import CollectorRegistry
+
+    from ..errors import ConfigError
+    from ..metrics import BatchMetrics, serve_metrics
+
+    registry = CollectorRegistry()
+    metrics = BatchMetrics(registry)
+    try:
+        server = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"metrics: http://{args.metrics_host}:{server.port}/metrics", file=sys.stderr)
+    return metrics, server
+
+
 def cmd_batch(args: argparse.Namespace, argv: list[str]) -> int:
     from ..cli import _check_report_path, _overrides
     from ..config import load_config
@@ -103,12 +128,15 @@ def cmd_batch(args: argparse.Namespace, argv: list[str]) -> int:
         ray_used.append(ray)
         return ray, _workers(args, ray)
 
+    metrics, server = _metrics(args)
     try:
         outcome = run_batch(iter_jobs(inputs, out), config_dump, connect,
-                            progress=not args.quiet and sys.stderr.isatty())
+                            progress=not args.quiet and sys.stderr.isatty(), metrics=metrics)
     finally:
         for ray in ray_used:
             ray.shutdown()
+        if server is not None:
+            server.stop()
     report = build_report(argv, config_dump, outcome.entries, started)
     report["summary"]["files_resumed"] = outcome.resumed
     report["summary"]["temp_files_swept"] = swept
