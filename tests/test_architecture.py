@@ -138,3 +138,10 @@ def test_mask_covers_the_face_end_to_end(tmp_path: Path) -> None:
     lap = cv2.Laplacian(inner, cv2.CV_64F)
     # flat fills and two ellipse edges: nearly every pixel has zero second derivative
     assert (np.abs(lap) < 1).mean() > 0.9
+
+
+def test_no_module_does_several_jobs_by_size() -> None:
+    """Modules stay small enough to hold one job (issue #13: about 400 lines; 450 is the bound)."""
+    big = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
+    assert not big, f"split these along their jobs: {big}"

@@ -48,7 +48,6 @@ def gallery_task(item: tuple[int, str]) -> dict[str, Any]:
 
 def probe_task(item: tuple[int, str, int, dict[str, Any]]) -> dict[str, Any]:
     """Every setting on one probe photo."""
-    from ..track import FaceTracker
     from ..types import Frame, FrameJob
 
     idx, path, stream_id, ref = item
@@ -58,7 +57,7 @@ def probe_task(item: tuple[int, str, int, dict[str, Any]]) -> dict[str, Any]:
     img = load_rgb(Path(path))
     pad = pad_px(img, opts.pad)
     canvas = pad_image(img, pad)
-    stage.tracker = FaceTracker(WORKER["config"].track, 1.0)  # a still photo: a fresh track
+    stage.new_scene(fps=1.0)  # a still photo: a fresh track
     job = stage.process(Frame(0, canvas.copy()))
     face_box = np.asarray(ref["box"], np.float32)
     ref_kps = np.asarray(ref["kps"], np.float32)

@@ -36,7 +36,6 @@ def video_task(item: tuple[int, str, int, int, str, dict[str, Any], bool]) -> di
     from fractions import Fraction
 
     from ..faces import FaceStage
-    from ..track import FaceTracker
     from ..types import Frame
 
     idx, path, stream_id, si, mode, ref, with_desc = item
@@ -48,7 +47,7 @@ def video_task(item: tuple[int, str, int, int, str, dict[str, Any], bool]) -> di
     pad = pad_px(img, opts.pad)
     big = pad_image(img, pad + T)
     stage: FaceStage = WORKER["stage"]
-    stage.tracker = FaceTracker(cfg.track, 25.0)
+    stage.new_scene(fps=25.0)  # a new clip: a fresh track (settings change only the mechanism)
     face_box = np.asarray(ref["box"], np.float32)
     outs, descs = [], {adv.name: [] for adv in WORKER["advs"]}
     t0 = time.perf_counter()
