@@ -291,6 +291,29 @@ def bare_root() -> Iterator[logging.Logger]:
 def test_json_logs_one_object_per_line_redacted() -> None:
     buf = io.StringIO()
     log = logging.getLogger("streamdp.test")
+    # Earlier tests (or libraries they load) may leave logging disabled above some level or a
+    # level on an ancestor logger: this test is about the formatter, so start from neutral.
+    disabled = logging.root.manager.disable
+    logging.disable(logging.NOTSET)
+    levels = {name: logging.getLogger(name).level for name in ("streamdp", "streamdp.test")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    try:
+        _json_log_lines(log, buf)
+    finally:
+        logging.disable(disabled)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    text = buf.getvalue()
+    assert SECRET not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert set(first) == {"time", "level", "logger", "message", "stream", "url"}
+    assert first["level"] == "WARNING" and first["logger"] == "streamdp.test" and first["stream"] == "door"
+    assert first["message"] == "input rtsp://***@cam/1 lost" and first["url"] == "rtsp://***@h/x"
+    assert "OSError: cannot open rtsp://***@cam/1" in second["message"]
+
+
+def _json_log_lines(log: logging.Logger, buf: io.StringIO) -> None:
     with bare_root() as root:
         setup_logging(False, "json", stream=buf)
         setup_logging(False, "json", stream=buf)  # main() and then the live command: still one handler
@@ -302,13 +325,6 @@ def test_json_logs_one_object_per_line_redacted() -> None:
             raise OSError(f"cannot open rtsp://admin:{SECRET}@cam/1")
         except OSError:
             log.error("open failed", exc_info=True)
-    text = buf.getvalue()
-    assert SECRET not in text
-    first, second = (json.loads(line) for line in text.splitlines())
-    assert set(first) == {"time", "level", "logger", "message", "stream", "url"}
-    assert first["level"] == "WARNING" and first["logger"] == "streamdp.test" and first["stream"] == "door"
-    assert first["message"] == "input rtsp://***@cam/1 lost" and first["url"] == "rtsp://***@h/x"
-    assert "OSError: cannot open rtsp://***@cam/1" in second["message"]
 
 
 def test_json_formatter_alone_redacts_the_traceback() -> None:
