@@ -295,15 +295,18 @@ def test_json_logs_one_object_per_line_redacted() -> None:
     # level on an ancestor logger: this test is about the formatter, so start from neutral.
     disabled = logging.root.manager.disable
     logging.disable(logging.NOTSET)
-    levels = {name: logging.getLogger(name).level for name in ("streamdp", "streamdp.test")}
-    for name in levels:
+    levels = {name: (logging.getLogger(name).level, logging.getLogger(name).disabled)
+              for name in ("streamdp", "streamdp.test")}
+    for name in levels:  # (a library's logging.config.dictConfig disables existing loggers)
         logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger(name).disabled = False
     try:
         _json_log_lines(log, buf)
     finally:
         logging.disable(disabled)
-        for name, level in levels.items():
+        for name, (level, was_disabled) in levels.items():
             logging.getLogger(name).setLevel(level)
+            logging.getLogger(name).disabled = was_disabled
     text = buf.getvalue()
     assert SECRET not in text
     first, second = (json.loads(line) for line in text.splitlines())
