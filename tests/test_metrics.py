@@ -278,6 +278,15 @@ def bare_root() -> Iterator[logging.Logger]:
     saved, level = root.handlers[:], root.level
     for h in saved:
         root.removeHandler(h)
+    # Earlier tests (or libraries they load) may leave logging disabled above some level, a level
+    # on an ancestor logger, or a logger disabled (logging.config.dictConfig): start neutral.
+    disabled = logging.root.manager.disable
+    logging.disable(logging.NOTSET)
+    names = ("streamdp", "streamdp.test")
+    states = {n: (logging.getLogger(n).level, logging.getLogger(n).disabled) for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.NOTSET)
+        logging.getLogger(n).disabled = False
     try:
         yield root
     finally:
@@ -286,27 +295,16 @@ def bare_root() -> Iterator[logging.Logger]:
         for h in saved:
             root.addHandler(h)
         root.setLevel(level)
+        logging.disable(disabled)
+        for n, (lvl, was_disabled) in states.items():
+            logging.getLogger(n).setLevel(lvl)
+            logging.getLogger(n).disabled = was_disabled
 
 
 def test_json_logs_one_object_per_line_redacted() -> None:
     buf = io.StringIO()
     log = logging.getLogger("streamdp.test")
-    # Earlier tests (or libraries they load) may leave logging disabled above some level or a
-    # level on an ancestor logger: this test is about the formatter, so start from neutral.
-    disabled = logging.root.manager.disable
-    logging.disable(logging.NOTSET)
-    levels = {name: (logging.getLogger(name).level, logging.getLogger(name).disabled)
-              for name in ("streamdp", "streamdp.test")}
-    for name in levels:  # (a library's logging.config.dictConfig disables existing loggers)
-        logging.getLogger(name).setLevel(logging.NOTSET)
-        logging.getLogger(name).disabled = False
-    try:
-        _json_log_lines(log, buf)
-    finally:
-        logging.disable(disabled)
-        for name, (level, was_disabled) in levels.items():
-            logging.getLogger(name).setLevel(level)
-            logging.getLogger(name).disabled = was_disabled
+    _json_log_lines(log, buf)
     text = buf.getvalue()
     assert SECRET not in text
     first, second = (json.loads(line) for line in text.splitlines())
