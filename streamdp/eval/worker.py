@@ -29,7 +29,10 @@ def init_worker(opts: EvalOptions, settings: list[Setting], snapshot: dict[str, 
 
     if opts.workers > 1:
         limit_threads()
-    logging.getLogger("streamdp").setLevel(logging.ERROR)
+        # Worker processes: their per-image warnings would interleave with the progress bars. In
+        # the main process (workers == 1) the user's logging is left alone (it silenced every
+        # later streamdp warning in the process).
+        logging.getLogger("streamdp").setLevel(logging.ERROR)
     base = load_config(opts.config_path, opts.base_overrides)
     WORKER.clear()
     WORKER["opts"] = opts
