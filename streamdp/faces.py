@@ -37,7 +37,6 @@ class FaceStage:
         from .track import FaceTracker
 
         self.detector = FaceDetector(detect.for_pipeline(lookback_frames))
-        self._track_config = track
         self.tracker = FaceTracker(track, fps)
         self.fps = fps
         self.counts = FaceCounts()
@@ -63,7 +62,7 @@ class FaceStage:
 
         if fps is not None:
             self.fps = fps
-        self.tracker = FaceTracker(self._track_config, self.fps)
+        self.tracker = FaceTracker(self.tracker.cfg, self.fps)
 
     def close(self) -> None:
         self.detector.close()

@@ -16,14 +16,14 @@ def snapshot_model(opts: EvalOptions, settings: list[Setting]) -> dict[str, str]
     import tempfile
 
     from ..config import load_config
-    from ..mechanisms.dp_image import resolve_model_dir
+    from ..mechanisms.dp_image_models import resolve_model_dir
     from ..privacy import read_model_metadata
 
     if not any(s.family == "dp-image" and not s.params.get("model") for s in settings):
         return None
     cfg = load_config(opts.config_path, opts.base_overrides)
     src = resolve_model_dir(cfg.mechanism.dp_image.model)
-    from ..mechanisms.dp_image import check_model_dir
+    from ..mechanisms.dp_image_models import check_model_dir
 
     # the source is checked (checksums, or the explicit allow_custom_model) before it is copied;
     # the snapshot is then that same, already checked folder

@@ -24,7 +24,7 @@ from pydantic import Field
 from ..config_base import Section
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
-from .dp_image_models import (  # noqa: F401 - check_model_dir/resolve_model_dir: the folder API
+from .dp_image_models import (
     AUTOENCODER_MODEL_DIR, PrivatizerModel, check_model_dir, model_format, resolve_model_dir,
 )
 from .spec import MechanismContext, MechanismSpec

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..config_base import Section
-from .pixel import DEFAULT_FEATHER, _BoxMechanism
+from .pixel import DEFAULT_FEATHER, BoxCover
 from .spec import MechanismSpec
 
 
@@ -22,7 +22,7 @@ class MaskConfig(Section):
     color: tuple[int, int, int] = (96, 96, 96)  # the silhouette's colour (RGB)
 
 
-class Mask(_BoxMechanism):
+class Mask(BoxCover):
     name = "mask"
 
     def __init__(self, settings: MaskConfig | None = None, feather: float = DEFAULT_FEATHER) -> None:

@@ -34,7 +34,9 @@ class SolidConfig(Section):
     color: tuple[int, int, int] = (0, 0, 0)
 
 
-class _BoxMechanism(Mechanism):
+class BoxCover(Mechanism):
+    """A mechanism that replaces the whole (feathered) box of every face with ``cover(roi)``."""
+
     def __init__(self, feather: float = DEFAULT_FEATHER) -> None:
         self.feather = feather
 
@@ -47,7 +49,7 @@ class _BoxMechanism(Mechanism):
                 cover_boxes(job.frame.image, job.faces.boxes, self.cover, feather=self.feather)
 
 
-class Pixelate(_BoxMechanism):
+class Pixelate(BoxCover):
     """A real mosaic: ``blocks`` blocks across the box's longer side, each the block's mean colour."""
 
     name = "pixelate"
@@ -67,7 +69,7 @@ class Pixelate(_BoxMechanism):
         return {"name": self.name, "blocks": self.blocks, "feather": self.feather}
 
 
-class Blur(_BoxMechanism):
+class Blur(BoxCover):
     """A strong Gaussian blur whose sigma scales with the face (fixed kernels under-blur big faces)."""
 
     name = "blur"
@@ -91,7 +93,7 @@ class Blur(_BoxMechanism):
         return {"name": self.name, "sigma_fraction": self.sigma_fraction, "feather": self.feather}
 
 
-class Solid(_BoxMechanism):
+class Solid(BoxCover):
     name = "solid"
 
     def __init__(self, settings: SolidConfig | None = None, feather: float = DEFAULT_FEATHER) -> None:
