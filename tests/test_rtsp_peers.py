@@ -9,6 +9,10 @@
   (``gst-launch-1.0``), the ``ffmpeg`` CLI.
 * publishing to a GStreamer RTSP server in RECORD mode (gst-rtsp-server, through the system
   python's ``gi``, in a subprocess).
+* ``--serve-user``: Digest auth by default (PyAV/FFmpeg answer with ``qop=auth``, GStreamer with
+  the RFC 2069 form), Basic on request; wrong or missing credentials get 401 and no frames; raw
+  sockets against the in-process server for what no client does (replayed responses, foreign and
+  expired nonces, a wrong ``uri``); the digest computation against the RFCs' example vectors.
 
 A peer tool that is not installed skips its test with the reason (``.ci/run`` installs them).
 
@@ -20,11 +24,15 @@ colour but none of its detail; the raw face correlates ~1).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -461,32 +469,307 @@ def test_relay_publishes_to_a_gstreamer_rtsp_server_in_record_mode(tmp_path: Pat
     assert "size=640x360" in out, out
 
 
-def test_serve_auth_refuses_readers_without_the_credentials_and_serves_those_with_them(tmp_path: Path) -> None:
-    """--serve-user (password from STREAMDP_SERVE_PASSWORD): a reader without credentials gets 401,
-    one with rtsp://user:password@ reads frames; the password never reaches the relay's output."""
-    import os
-    import socket
+# ------------------------------------------------------------------------------ serve auth
 
-    port = rs.free_port()
-    password = "s3cret-pw"
-    env_before = os.environ.get("STREAMDP_SERVE_PASSWORD")
-    os.environ["STREAMDP_SERVE_PASSWORD"] = password
+SERVE_USER = "viewer"
+SERVE_PASSWORD = "s3cret-pw"
+
+
+def _serve_relay(port: int, workdir: Path, *extra: str, max_seconds: float = 40) -> rs.Relay:
+    """A relay serving SAMPLE on ``port``/anon to SERVE_USER (password through the environment)."""
+    before = os.environ.get("STREAMDP_SERVE_PASSWORD")
+    os.environ["STREAMDP_SERVE_PASSWORD"] = SERVE_PASSWORD
     try:
-        relay = rs.Relay([str(SAMPLE), "--loop", "--serve", str(port), "--serve-user", "viewer", "-m", "pixelate"],
-                         tmp_path, max_seconds=40).start()
+        relay = rs.Relay([str(SAMPLE), "--loop", "--serve", str(port), "--serve-user", SERVE_USER, *extra,
+                          "-m", "pixelate"], workdir, max_seconds=max_seconds).start()
     finally:
-        if env_before is None:
+        if before is None:
             os.environ.pop("STREAMDP_SERVE_PASSWORD", None)
         else:
-            os.environ["STREAMDP_SERVE_PASSWORD"] = env_before
+            os.environ["STREAMDP_SERVE_PASSWORD"] = before
+    assert _wait(lambda: f":{port}/anon" in relay.stderr or not relay.alive(), 20), relay.stderr
+    assert relay.alive(), relay.stderr[-2000:]
+    return relay
+
+
+class RtspPeer:
+    """A raw RTSP client on one TCP connection: one request, one reply head, bounded in time."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.cseq = 0
+
+    def request(self, method: str, url: str, authorization: str | None = None) -> tuple[int, list[str]]:
+        """(status, the reply's WWW-Authenticate values)."""
+        self.cseq += 1
+        head = f"{method} {url} RTSP/1.0\r\nCSeq: {self.cseq}\r\n"
+        if authorization is not None:
+            head += f"Authorization: {authorization}\r\n"
+        self.sock.sendall((head + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        lines = data.decode("utf-8", "replace").split("\r\n")
+        status = int(lines[0].split(" ")[1]) if lines[0].startswith("RTSP/1.0 ") else 0
+        return status, [ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("www-authenticate:")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _param(challenge: str, name: str) -> str | None:
+    m = re.search(rf'\b{name}=(?:"([^"]*)"|([^\s,]+))', challenge)
+    return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _digest(method: str, uri: str, nonce: str, password: str = SERVE_PASSWORD, nc: int | None = 1,
+            cnonce: str = "0a4f113b", response_uri: str | None = None) -> str:
+    """An Authorization value computed here, independently of streamdp (RFC 2617 3.2.2); nc=None:
+    the RFC 2069 form GStreamer sends. ``response_uri``: hash another URI than the one named."""
+    ha1 = _md5(f"{SERVE_USER}:streamdp:{password}")
+    ha2 = _md5(f"{method}:{response_uri or uri}")
+    head = f'Digest username="{SERVE_USER}", realm="streamdp", nonce="{nonce}", uri="{uri}"'
+    if nc is None:
+        return head + f', response="{_md5(f"{ha1}:{nonce}:{ha2}")}"'
+    ncs = f"{nc:08x}"
+    response = _md5(f"{ha1}:{nonce}:{ncs}:{cnonce}:auth:{ha2}")
+    return head + f', algorithm=MD5, qop=auth, nc={ncs}, cnonce="{cnonce}", response="{response}"'
+
+
+def _basic(password: str = SERVE_PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{SERVE_USER}:{password}".encode()).decode()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def auth_server():  # type: ignore[no-untyped-def]
+    """An in-process server (nothing published: an authenticated DESCRIBE gets 404, a refused one
+    401) with a clock the test moves; ``make(scheme)`` starts it."""
+    from streamdp.live.rtsp_server import RtspServer
+
+    servers = []
+
+    def make(scheme: str = "digest") -> tuple[RtspServer, FakeClock]:
+        server = RtspServer("127.0.0.1", 0, auth=f"{SERVE_USER}:{SERVE_PASSWORD}", auth_scheme=scheme)
+        clock = FakeClock()
+        server.auth.clock = clock
+        servers.append(server.start())
+        return server, clock
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def test_digest_response_matches_the_rfc_example_vectors() -> None:
+    from streamdp.live.rtsp_auth import digest_response, parse_digest
+
+    # RFC 2617 section 3.5
+    ha1 = _md5("Mufasa:testrealm@host.com:Circle Of Life")
+    assert digest_response(ha1, "GET", "/dir/index.html", "dcd98b7102dd2f0e8b11d0f600bfb0c093", "auth",
+                           "00000001", "0a4f113b") == "6629fae49393a05397450978507c4ef1"
+    # RFC 7616 section 3.9.1 (MD5)
+    ha1 = _md5("Mufasa:http-auth@example.org:Circle of Life")
+    assert digest_response(ha1, "GET", "/dir/index.html", "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "auth",
+                           "00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ") == "8ca523f5e9506fed4657c9700eebdbec"
+    # the header as FFmpeg writes it parses back to its parameters
+    p = parse_digest('Digest username="Mufasa", realm="a\\"b", nonce="n1", uri="rtsp://h/x", response="r", '
+                     'algorithm=MD5, cnonce="c", nc=00000001, qop=auth')
+    assert p == {"username": "Mufasa", "realm": 'a"b', "nonce": "n1", "uri": "rtsp://h/x", "response": "r",
+                 "algorithm": "MD5", "cnonce": "c", "nc": "00000001", "qop": "auth"}
+    assert parse_digest(_basic()) is None
+
+
+def test_digest_nonces_are_bounded_reused_per_connection_and_expire() -> None:
+    from streamdp.live.rtsp_auth import RtspAuth
+
+    clock = FakeClock()
+    auth = RtspAuth(f"{SERVE_USER}:{SERVE_PASSWORD}", max_nonces=64, nonce_ttl_s=30, clock=clock)
+    first = _param(auth.challenges(owner=1)[0], "nonce")
+    for _ in range(1000):  # one connection spamming requests: one nonce
+        assert _param(auth.challenges(owner=1)[0], "nonce") == first
+    assert auth.held() == 1
+    nonces = {_param(auth.challenges(owner=o)[0], "nonce") for o in range(2, 2000)}  # many connections
+    assert len(nonces) == 1998 and auth.held() == 64  # all different, the oldest evicted
+    assert all(len(n or "") == 32 for n in nonces)
+    clock.now += 31
+    assert _param(auth.challenges(owner=1999)[0], "nonce") not in nonces  # expired: a new one
+    auth.forget(1999)
+    assert auth.held() == 63
+
+
+def test_digest_raw_socket_refuses_replays_foreign_and_expired_nonces_and_wrong_uris(
+    auth_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="streamdp.live.rtsp_server")
+    server, clock = auth_server("digest")
+    url = f"rtsp://127.0.0.1:{server.port}/anon"
+    a, b = RtspPeer(server.port), RtspPeer(server.port)
     try:
-        assert _wait(lambda: f":{port}/anon" in relay.stderr or not relay.alive(), 20), relay.stderr
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(f"DESCRIBE rtsp://127.0.0.1:{port}/anon RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
-            head = s.recv(4096).decode()
-        assert head.startswith("RTSP/1.0 401") and "WWW-Authenticate: Basic" in head, head
+        assert a.request("OPTIONS", url)[0] == 200  # OPTIONS needs no credentials
+        status, challenges = a.request("DESCRIBE", url)
+        assert status == 401 and len(challenges) == 1 and challenges[0].startswith("Digest "), challenges
+        assert _param(challenges[0], "realm") == "streamdp" and _param(challenges[0], "qop") == "auth"
+        assert "stale" not in challenges[0]
+        na = _param(challenges[0], "nonce")
+        good = _digest("DESCRIBE", url, na)
+        assert a.request("DESCRIBE", url, good)[0] == 404  # authenticated (nothing is published)
+        assert a.request("DESCRIBE", url, good)[0] == 401  # the same nc again: a replay
+        assert a.request("DESCRIBE", url, _digest("DESCRIBE", url, na, nc=2))[0] == 404
+        assert a.request("DESCRIBE", url, _digest("DESCRIBE", url, na, nc=None))[0] == 404  # RFC 2069 form
+        status, challenges = a.request("DESCRIBE", url, _digest("DESCRIBE", url, na, password="wrong", nc=3))
+        assert status == 401 and "stale" not in challenges[0]
+        assert a.request("DESCRIBE", url, _basic())[0] == 401  # digest only: Basic is not accepted
+        # a response made for another URI: under its own uri, or under this request's
+        other = f"rtsp://127.0.0.1:{server.port}/other"
+        assert a.request("DESCRIBE", url, _digest("DESCRIBE", other, na, nc=4))[0] == 401
+        assert a.request("DESCRIBE", url, _digest("DESCRIBE", url, na, nc=5, response_uri=other))[0] == 401
+        assert a.request("SETUP", url, _digest("DESCRIBE", url, na, nc=6))[0] == 401  # made for another method
+
+        status, challenges = b.request("DESCRIBE", url)
+        nb = _param(challenges[0], "nonce")
+        assert status == 401 and nb != na
+        # A's request replayed on B: its nonce is A's (stale: retry), or swapped for B's (no match)
+        status, challenges = b.request("DESCRIBE", url, _digest("DESCRIBE", url, na, nc=7))
+        assert status == 401 and _param(challenges[0], "stale") == "true", challenges
+        nb = _param(challenges[0], "nonce")
+        replayed = _digest("DESCRIBE", url, na, nc=8).replace(f'nonce="{na}"', f'nonce="{nb}"')
+        status, challenges = b.request("DESCRIBE", url, replayed)
+        assert status == 401 and "stale" not in challenges[0]
+        assert b.request("DESCRIBE", url, _digest("DESCRIBE", url, nb))[0] == 404
+        # expired: refused with stale=true and a fresh nonce, which works
+        clock.now += server.auth.nonce_ttl_s + 1
+        status, challenges = b.request("DESCRIBE", url, _digest("DESCRIBE", url, nb, nc=2))
+        assert status == 401 and _param(challenges[0], "stale") == "true", challenges
+        fresh = _param(challenges[0], "nonce")
+        assert fresh != nb
+        assert b.request("DESCRIBE", url, _digest("DESCRIBE", url, fresh))[0] == 404
+    finally:
+        a.close()
+        b.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refused" in logged and "stale" in logged  # the reasons are logged ...
+    for secret in (SERVE_PASSWORD, na, nb, fresh, "0a4f113b", _param(good, "response"), _basic().split()[1]):
+        assert secret not in logged  # ... never a header's content
+
+
+@pytest.mark.parametrize("scheme", ["any", "basic"])
+def test_auth_scheme_any_offers_digest_and_basic_and_basic_offers_basic_only(auth_server, scheme: str) -> None:
+    server, _ = auth_server(scheme)
+    url = f"rtsp://127.0.0.1:{server.port}/anon"
+    peer = RtspPeer(server.port)
+    try:
+        status, challenges = peer.request("DESCRIBE", url)
+        assert status == 401
+        if scheme == "any":
+            assert [c.split()[0] for c in challenges] == ["Digest", "Basic"], challenges
+            digest_status = peer.request("DESCRIBE", url, _digest("DESCRIBE", url, _param(challenges[0], "nonce")))[0]
+            assert digest_status == 404
+        else:
+            assert challenges == ['Basic realm="streamdp"'], challenges
+            assert peer.request("DESCRIBE", url, _digest("DESCRIBE", url, "made-up"))[0] == 401
+        assert peer.request("DESCRIBE", url, _basic())[0] == 404
+        assert peer.request("DESCRIBE", url, _basic("wrong"))[0] == 401
+    finally:
+        peer.close()
+
+
+@pytest.fixture(scope="module")
+def digest_relay(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One relay serving with --serve-user (Digest, the default) for the peer tests below."""
+    if not SAMPLE.is_file():
+        pytest.skip(f"needs the bundled clip {SAMPLE}")
+    port = rs.free_port()
+    relay = _serve_relay(port, tmp_path_factory.mktemp("digest"), max_seconds=120)
+    yield relay, port
+    relay.stop(signal.SIGINT)
+    relay.stop(signal.SIGKILL)
+
+
+def _pyav_refusal(url: str) -> str | None:
+    """The error PyAV gives opening ``url`` (None if it opened)."""
+    try:
+        with av.open(url, options={"rtsp_transport": "tcp", "timeout": "5000000"}, timeout=(5, 5)):
+            return None
+    except av.FFmpegError as exc:
+        return str(exc)
+
+
+def test_serve_digest_auth_offers_only_digest_and_pyav_reads_with_the_credentials(digest_relay) -> None:
+    relay, port = digest_relay
+    peer = RtspPeer(port)
+    try:
+        status, challenges = peer.request("DESCRIBE", f"rtsp://127.0.0.1:{port}/anon")
+    finally:
+        peer.close()
+    assert status == 401 and len(challenges) == 1 and challenges[0].startswith("Digest realm=\"streamdp\""), challenges
+    frames = []
+    for _, img in rs.read_frames(f"rtsp://{SERVE_USER}:{SERVE_PASSWORD}@127.0.0.1:{port}/anon", seconds=20,
+                                 open_timeout=15):
+        frames.append(img)
+        if len(frames) >= 10:
+            break
+    assert len(frames) >= 10 and frames[0].shape[:2] == (SIZE[1], SIZE[0]), relay.stderr[-1500:]
+
+
+def test_serve_digest_auth_gstreamer_rtspsrc_reads_with_the_credentials(digest_relay) -> None:
+    if not GST_LAUNCH:
+        pytest.skip("gst-launch-1.0 not installed (gstreamer1.0-tools)")
+    relay, port = digest_relay
+    result: dict = {}
+    _gst_client(f"rtsp://{SERVE_USER}:{SERVE_PASSWORD}@127.0.0.1:{port}/anon", 10, result, time.monotonic() + 25)
+    assert result.get("rc") == 0 and result.get("frames", 0) >= 10, f"{result.get('err', result)}\n{relay.stderr[-800:]}"
+
+
+def test_serve_digest_auth_refuses_wrong_and_missing_credentials(digest_relay) -> None:
+    relay, port = digest_relay
+    for userinfo in (f"{SERVE_USER}:wrong-pw@", ""):
+        err = _pyav_refusal(f"rtsp://{userinfo}127.0.0.1:{port}/anon")
+        assert err is not None and "401" in err, f"{userinfo!r}: {err}"
+    if FFMPEG:
+        p = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-rtsp_transport", "tcp", "-i",
+                            f"rtsp://{SERVE_USER}:wrong-pw@127.0.0.1:{port}/anon", "-frames:v", "1", "-f", "null", "-"],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode != 0 and "401" in p.stderr and "frame=" not in p.stderr, p.stderr[-800:]
+    if GST_LAUNCH:
+        p = subprocess.run([GST_LAUNCH, "rtspsrc", f"location=rtsp://{SERVE_USER}:wrong-pw@127.0.0.1:{port}/anon",
+                            "protocols=tcp", "!", "fakesink", "num-buffers=1"], capture_output=True, text=True, timeout=20)
+        assert p.returncode != 0 and "Unauthorized" in p.stdout + p.stderr, (p.stdout + p.stderr)[-800:]
+    assert relay.alive(), relay.stderr[-1500:]
+    assert SERVE_PASSWORD not in relay.stderr and SERVE_PASSWORD not in relay.stdout
+
+
+def test_serve_basic_auth_on_request_refuses_readers_without_the_credentials_and_serves_those_with_them(
+    tmp_path: Path,
+) -> None:
+    """--serve-auth-scheme basic: the 401 offers Basic only, rtsp://user:password@ reads frames;
+    the password never reaches the relay's output."""
+    port = rs.free_port()
+    relay = _serve_relay(port, tmp_path, "--serve-auth-scheme", "basic")
+    try:
+        peer = RtspPeer(port)
+        try:
+            status, challenges = peer.request("DESCRIBE", f"rtsp://127.0.0.1:{port}/anon")
+        finally:
+            peer.close()
+        assert status == 401 and challenges == ['Basic realm="streamdp"'], challenges
         frames = []
-        for _, img in rs.read_frames(f"rtsp://viewer:{password}@127.0.0.1:{port}/anon", seconds=20, open_timeout=15):
+        for _, img in rs.read_frames(f"rtsp://{SERVE_USER}:{SERVE_PASSWORD}@127.0.0.1:{port}/anon", seconds=20,
+                                     open_timeout=15):
             frames.append(img)
             if len(frames) >= 10:
                 break
@@ -495,4 +778,4 @@ def test_serve_auth_refuses_readers_without_the_credentials_and_serves_those_wit
     finally:
         relay.stop(signal.SIGKILL)
     assert rc == 0, relay.stderr[-2000:]
-    assert password not in relay.stderr and password not in relay.stdout
+    assert SERVE_PASSWORD not in relay.stderr and SERVE_PASSWORD not in relay.stdout

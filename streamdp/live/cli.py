@@ -48,8 +48,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve-host", default="127.0.0.1",
                    help="address --serve listens on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--serve-user", metavar="USER",
-                   help="require RTSP Basic auth from --serve's readers: this user, the password from the "
-                        "STREAMDP_SERVE_PASSWORD environment variable (never on the command line)")
+                   help="require RTSP auth (Digest by default) from --serve's readers: this user, the password "
+                        "from the STREAMDP_SERVE_PASSWORD environment variable (never on the command line)")
+    p.add_argument("--serve-auth-scheme", choices=("digest", "basic", "any"), default="digest",
+                   help="with --serve-user: what readers are offered: digest (default; the password never "
+                        "crosses the wire), any (Digest or Basic), basic (base64: readable on the network)")
     p.add_argument("--serve-path", default="anon", help="path of the served stream (default anon)")
     p.add_argument("--show", action="store_true", help="preview window (q or Esc quits)")
     p.add_argument("-m", "--mechanism", metavar="NAME", help=f"{mechanism_help()} (default from config)")
@@ -138,6 +141,7 @@ def _session(args: argparse.Namespace, argv: list[str], config: Any) -> Any:
         raise ConfigError("--serve-user needs the password in the STREAMDP_SERVE_PASSWORD environment variable")
     options = SessionOptions(
         serve_port=args.serve, serve_host=args.serve_host, serve_auth=f"{serve_user}:{password}" if serve_user else None,
+        serve_auth_scheme=getattr(args, "serve_auth_scheme", "digest"),
         show=args.show, quiet=args.quiet, duration_s=args.duration, report=args.report,
     )
     return LiveSession(config, options, argv)

@@ -1,12 +1,12 @@
 """One RTSP client connection of the built-in server: the request parser, the method handlers
-(publisher: ANNOUNCE/SETUP/RECORD; reader: DESCRIBE/SETUP/PLAY), Basic auth, and the interleaved
-RTP/RTCP frames (RFC 2326 section 10.12) it reads or writes. The shared state (which paths are
-published, the forwarding between connections) is the server's (``rtsp_server.RtspServer``)."""
+(publisher: ANNOUNCE/SETUP/RECORD; reader: DESCRIBE/SETUP/PLAY), the auth check (the verdict is
+``rtsp_auth.RtspAuth``'s), and the interleaved RTP/RTCP frames (RFC 2326 section 10.12) it reads
+or writes. The shared state (which paths are published, the forwarding between connections) is
+the server's (``rtsp_server.RtspServer``)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
 import secrets
@@ -80,13 +80,14 @@ class RtspConnection:
 
     # -------------------------------------------------------------------------------- replies
 
-    def reply(self, cseq: str | None, status: int, headers: dict[str, str] | None = None, body: str = "") -> None:
+    def reply(self, cseq: str | None, status: int, headers: dict[str, str | list[str]] | None = None,
+              body: str = "") -> None:
         lines = [f"RTSP/1.0 {status} {_REASONS.get(status, 'Error')}"]
         if cseq is not None:
             lines.append(f"CSeq: {cseq}")
         lines.append("Server: streamdp")
         for k, v in (headers or {}).items():
-            lines.append(f"{k}: {v}")
+            lines.extend(f"{k}: {one}" for one in ([v] if isinstance(v, str) else v))  # a list: one line each
         data = body.encode()
         if data:
             lines.append(f"Content-Length: {len(data)}")
@@ -154,10 +155,10 @@ class RtspConnection:
             self.reply(cseq, 400)
             return
         method, url = parts[0].upper(), parts[1]
-        if self.server.auth_header is not None and method != "OPTIONS":
-            given = headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.auth_header.encode("ascii")):
-                self.reply(cseq, 401, {"WWW-Authenticate": 'Basic realm="streamdp"'})
+        if self.server.auth is not None and method != "OPTIONS":
+            verdict = self.server.auth.check(method, url, headers.get("authorization", ""), owner=self.id)
+            if not verdict.ok:
+                self.reply(cseq, 401, {"WWW-Authenticate": verdict.challenges})
                 return
         handler = getattr(self, f"_on_{method.lower()}", None)
         if handler is None:

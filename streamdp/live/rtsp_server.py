@@ -14,11 +14,15 @@ then retry over TCP (VLC: ``--rtsp-tcp`` makes it ask for TCP first).
   than letting memory grow.
 * Authentication (optional): with credentials (``RtspServer(auth="user:password")``, or the
   ``STREAMDP_RTSP_AUTH`` environment variable for ``python -m``: never on a command line, where
-  ``ps`` shows it), every request but OPTIONS needs ``Authorization: Basic`` with them, or gets
-  ``401`` with ``WWW-Authenticate: Basic``; FFmpeg, GStreamer and VLC send it from
-  ``rtsp://user:password@host/path``. Credentials are compared in constant time and never logged.
-  Basic auth sends them base64-encoded, not encrypted: for a network beyond the machine, put the
-  server behind a tunnel or VPN.
+  ``ps`` shows it), every request but OPTIONS must authenticate or gets ``401``. The scheme
+  (``auth_scheme``, ``--auth-scheme``) is ``digest`` by default: the 401 offers only
+  ``WWW-Authenticate: Digest`` (MD5, ``qop="auth"`` or the RFC 2069 form), so the password never
+  crosses the wire; ``any`` offers Digest and Basic, ``basic`` Basic only (base64, readable by
+  anyone on the path). FFmpeg, GStreamer and VLC answer it from ``rtsp://user:password@host/path``.
+  Nonces are random, expire, are bounded in number and bound to their connection; responses and
+  credentials are compared in constant time; none of them is logged (``rtsp_auth.py``). Neither
+  scheme encrypts the stream: for a network beyond the machine, put the server behind a tunnel
+  or VPN.
 
 The protocol of one client connection is ``rtsp_connection.py``; this module holds the paths, the
 forwarding from a publisher to its readers, the server's thread and event loop, and the
@@ -33,13 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import os
 import signal
 import sys
 import threading
 
+from .rtsp_auth import SCHEMES, RtspAuth
 from .rtsp_connection import MAX_READER_BACKLOG, PublishedPath, RtspConnection
 
 __all__ = ["MAX_READER_BACKLOG", "RtspServer", "main"]
@@ -50,10 +54,11 @@ log = logging.getLogger(__name__)
 class RtspServer:
     """The server; ``start()`` runs it on a background thread, ``stop()`` closes every connection."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8554, auth: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8554, auth: str | None = None,
+                 auth_scheme: str = "digest") -> None:
         self.host = host
         self.port = port
-        self.auth_header = None if not auth else "Basic " + base64.b64encode(auth.encode("utf-8")).decode("ascii")
+        self.auth = RtspAuth(auth, auth_scheme) if auth else None  # None: no authentication
         self.published: dict[str, PublishedPath] = {}
         self._conns: set[RtspConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,6 +83,8 @@ class RtspServer:
 
     def detach(self, conn: RtspConnection) -> None:
         self._conns.discard(conn)
+        if self.auth is not None:
+            self.auth.forget(conn.id)
         entry = self.published.get(conn.path or "")
         if entry is None:
             return
@@ -162,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8554, help="0 picks a free port (printed)")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process is gone")
+    parser.add_argument("--auth-scheme", choices=SCHEMES, default="digest",
+                        help="with STREAMDP_RTSP_AUTH set: what the 401 offers (default digest)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     parent = os.getppid()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="rtsp-server: %(message)s")
     try:
-        server = RtspServer(args.host, args.port, auth=os.environ.get("STREAMDP_RTSP_AUTH") or None).start()
-    except OSError as exc:
+        server = RtspServer(args.host, args.port, auth=os.environ.get("STREAMDP_RTSP_AUTH") or None,
+                            auth_scheme=args.auth_scheme).start()
+    except (OSError, ValueError) as exc:
         print(f"rtsp-server: error: {exc}", file=sys.stderr)
         return 2
     print(f"listening {server.url('')} port={server.port}", flush=True)

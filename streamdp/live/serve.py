@@ -21,15 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class ServerProcess:
-    def __init__(self, host: str, port: int, start_timeout: float = 10.0, auth: str | None = None) -> None:
+    def __init__(self, host: str, port: int, start_timeout: float = 10.0, auth: str | None = None,
+                 auth_scheme: str = "digest") -> None:
         self.host = host
         self.port = port
         self.auth = auth  # "user:password" (to the child in its environment, never its command line)
+        self.auth_scheme = auth_scheme  # what the server's 401 offers: digest | basic | any (not secret)
         self.start_timeout = start_timeout
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", self.host, "--port", str(self.port), "--exit-with-parent"]
+        cmd = [sys.executable, "-m", "streamdp.live.rtsp_server", "--host", self.host, "--port", str(self.port), "--exit-with-parent",
+               "--auth-scheme", self.auth_scheme]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("STREAMDP_RTSP_AUTH", None)
         if self.auth:

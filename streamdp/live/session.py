@@ -34,6 +34,7 @@ class SessionOptions:
     serve_port: int | None = None  # serve the anonymized streams on this RTSP port (a child process)
     serve_host: str = "127.0.0.1"
     serve_auth: str | None = None  # "user:password" that readers of the served streams must give
+    serve_auth_scheme: str = "digest"  # how they give it: digest | basic | any (rtsp_auth.py)
     show: bool = False  # a preview window
     quiet: bool = False
     duration_s: float | None = None  # stop after this long
@@ -67,7 +68,8 @@ class LiveSession:
         if self.server is None:
             from .serve import ServerProcess
 
-            self.server = ServerProcess(self.options.serve_host, self.options.serve_port, auth=self.options.serve_auth).start()
+            self.server = ServerProcess(self.options.serve_host, self.options.serve_port, auth=self.options.serve_auth,
+                                        auth_scheme=self.options.serve_auth_scheme).start()
             if not self.options.quiet:
                 host = "127.0.0.1" if self.options.serve_host in ("0.0.0.0", "::", "") else self.options.serve_host
                 print(f"streamdp: serving rtsp://{host}:{self.server.port}/{path}  "
