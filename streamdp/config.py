@@ -103,6 +103,10 @@ class TrackConfig(Section):
     edge_hold_seconds: float = Field(2.0, ge=0.0, le=30.0)
     # A face lost behind another detected face keeps being followed (moving at its speed) this long.
     occlusion_hold_seconds: float = Field(2.0, ge=0.0, le=30.0)
+    # A new detection cut by the frame's edge with at least this fraction of it inside the cover
+    # box of a face seen whole in the same frame (hair, an ear) is covered as a provisional track:
+    # no id, no release, until it is seen otherwise (streamdp/track.py). 0 turns this off.
+    edge_satellite_inside: float = Field(0.5, ge=0.0, le=1.0)
 
 
 def _mechanism_config_model() -> type[Section]:

@@ -42,6 +42,8 @@ class FaceStage:
         self.counts = FaceCounts()
         self.detect_stats = StageStats("detect")
         self.track_stats = StageStats("track")
+        #: the detector's own faces in the last processed frame (before tracking), for diagnostics
+        self.last_detected = Detections.empty()
 
     def process(self, frame: Frame, stream_id: int = 0) -> FrameJob:
         t = frame.time_s if frame.time_s is not None else frame.index / self.fps
@@ -53,6 +55,7 @@ class FaceStage:
         covered = self.tracker.update(detected, t, (frame.width, frame.height))
         self.track_stats.stop()
         self.counts.add(detected, covered)
+        self.last_detected = detected
         return FrameJob(frame, covered, stream_id)
 
     def new_scene(self, fps: float | None = None) -> None:

@@ -22,6 +22,16 @@ vectorized IoU matrix (highest IoU first, >= ``cfg.iou_match``); then a second g
 leftover detection whose centre lies within one box size of a leftover track's prediction (more
 while coasting), at a similar size, join that track (fast motion, where the IoU drops to 0).
 O(tracks x dets) numpy, no scipy.
+
+Provisional tracks (``cfg.edge_satellite_inside``): a new detection cut by the frame's border that
+lies mostly inside the cover box of a face detected whole in the same frame is, on real footage,
+a face-shaped patch of that person's hair or ear at the edge (the detector's mirrored edge tiles
+find them: WolfgangLanger_Pexels.mp4 had one every few seconds, each a track of its own, see
+benchmarks/track_real.py). It is covered and followed like any face, but as a *provisional*
+track: track id -1 ("not associated with a track") and ``predicted=True`` (covered whole, by
+pixelation under dp-image: no release is ever opened on it, as none is on a cut face). It becomes
+a track of its own, with an id, at its first detection that is not such a satellite (seen whole,
+or away from the other face); until then it is counted nowhere, so it costs no track and no ε.
 """
 
 from __future__ import annotations
@@ -64,6 +74,8 @@ class _Track:
     held: np.ndarray | None = None
     #: coasting limit in force (s since the last detection): coast, occlusion or edge hold
     hold_until: float = 0.0
+    #: a satellite of another face at the frame's edge, not (yet) a track: id -1 in the output
+    provisional: bool = False
 
     def predict(self, t: float) -> np.ndarray:
         """cx, cy, w, h at time ``t``: the last detection moved with the filtered velocity."""
@@ -202,6 +214,8 @@ class FaceTracker:
             overlapped = (ov > 0).any(axis=1)
         else:
             overlapped = np.zeros(n_det, bool)
+        # faces seen whole in this frame (a satellite's hosts): their cover boxes
+        hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not _at_edge(b, w, h)]
         for i, tr in enumerate(self._tracks):
             j = matched_tr.get(i)
             if j is not None:
@@ -210,14 +224,16 @@ class FaceTracker:
                 edge = _at_edge(det_boxes[j], w, h)
                 trust = not edge and not overlapped[j]
                 self._correct(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t, trust)
+                if tr.provisional and not self._satellite(det_boxes[j], hosts, w, h):
+                    self._promote(tr, t)
                 survivors.append(tr)
                 cover = _reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
                 box = self._grow(cover, cfg.box_margin, edge)
                 out_boxes.append(box)
                 out_scores.append(float(dets.scores[j]))
                 out_kps.append(dets.keypoints[j].astype(np.float64))
-                out_ids.append(tr.id)
-                out_pred.append(False)
+                out_ids.append(-1 if tr.provisional else tr.id)
+                out_pred.append(tr.provisional)
                 continue
             elapsed = t - tr.t_last
             limit = cfg.coast_seconds
@@ -239,12 +255,13 @@ class FaceTracker:
             if not _visible(box, w, h):
                 continue  # left the frame
             tr.frames_coasted += 1
-            self._stats[tr.id]["frames_coasted"] += 1
+            if not tr.provisional:
+                self._stats[tr.id]["frames_coasted"] += 1
             survivors.append(tr)
             out_boxes.append(box)
             out_scores.append(tr.score)
             out_kps.append(preds[i, :2] + tr.kp_rel * preds[i, 2:])
-            out_ids.append(tr.id)
+            out_ids.append(-1 if tr.provisional else tr.id)
             out_pred.append(True)
 
         used = set(matched_tr.values())
@@ -252,13 +269,15 @@ class FaceTracker:
             if j in used:
                 continue
             edge = _at_edge(det_boxes[j], w, h)
-            tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t, whole=not edge and not overlapped[j])
+            provisional = self._satellite(det_boxes[j], hosts, w, h)
+            tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t,
+                                 whole=not edge and not overlapped[j], provisional=provisional)
             survivors.append(tr)
-            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin, _at_edge(det_boxes[j], w, h)))
+            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin, edge))
             out_scores.append(float(dets.scores[j]))
             out_kps.append(dets.keypoints[j].astype(np.float64))
-            out_ids.append(tr.id)
-            out_pred.append(False)
+            out_ids.append(-1 if provisional else tr.id)
+            out_pred.append(provisional)
 
         self._tracks = survivors
         if not out_boxes:
@@ -276,10 +295,11 @@ class FaceTracker:
         )
 
     # -- internals ----------------------------------------------------------------------------
-    def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool = True) -> _Track:
+    def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool = True,
+                   provisional: bool = False) -> _Track:
         x = _xyxy_to_xywh(box)
         tr = _Track(
-            id=self._next_id,
+            id=-1,
             x=x,
             v=np.zeros(4),
             kp_rel=_kp_rel(kps, x),
@@ -290,9 +310,25 @@ class FaceTracker:
         )
         if whole:
             tr.whole_size = x[2:].copy()
+        tr.provisional = provisional
+        if not provisional:
+            self._promote(tr, t)
+        return tr
+
+    def _promote(self, tr: _Track, t: float) -> None:
+        """Make ``tr`` a track: its id (the next one) and its stats from ``t``."""
+        tr.provisional = False
+        tr.id = self._next_id
         self._next_id += 1
         self._stats[tr.id] = {"first_seen_s": t, "last_seen_s": t, "frames_detected": 1, "frames_coasted": 0}
-        return tr
+
+    def _satellite(self, box: np.ndarray, hosts: list[np.ndarray], w: int, h: int) -> bool:
+        """Whether a detection is cut by the frame's border and lies mostly inside the cover box
+        of a face detected whole in this frame (see the module's docstring)."""
+        inside = self.cfg.edge_satellite_inside
+        if inside <= 0 or not hosts or not _at_edge(box, w, h):
+            return False
+        return bool((box_ioa(np.asarray(box, np.float64)[None], np.array(hosts)) >= inside).any())
 
     def _correct(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, trust_motion: bool = True) -> None:
         dt = max(t - tr.t_last, _MIN_DT)
@@ -317,6 +353,8 @@ class FaceTracker:
         tr.score = score
         tr.t_last = t
         tr.frames_detected += 1
+        if tr.provisional:
+            return
         st = self._stats[tr.id]
         st["last_seen_s"] = t
         st["frames_detected"] += 1
