@@ -34,7 +34,11 @@ def main() -> int:
     p.add_argument("--files", action="store_true", help="the file pipeline's path (look-back, spread tile search) instead of live's")
     p.add_argument("--ladder", type=int, nargs="*", default=None,
                    help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
+    p.add_argument("--search", choices=["auto", "canvas", "tiles"], default="auto", help="detect.search (how the pyramid is searched)")
     args = p.parse_args()
+    from streamdp.config import Config
+
+    args.config = Config.model_validate({"detect": {"search": args.search}})
     if args.ladder is not None:
         return ladder(args)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -43,7 +47,7 @@ def main() -> int:
     for seed in args.seeds:
         photos = [ph for _, ph in pick_face_photos(args.faces, 3, seed=seed)]
         for sc in standard_scenes(photos, size=size, seconds=args.seconds):  # type: ignore[arg-type]
-            r = score(track_scene(sc, files=args.files))
+            r = score(track_scene(sc, args.config, files=args.files))
             agg = totals.setdefault(sc.name, {})
             for k, v in r.items():
                 if k in ("idf1", "mota"):
@@ -53,7 +57,7 @@ def main() -> int:
     cols = ["people", "tracks", "false_tracks", "id_switches", "fragmentations", "idf1", "face_frames",
             "face_frames_raw_any_pixel", "face_frames_raw_over_10pct"]
     path = "files (look-back)" if args.files else "live (no look-back)"
-    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, {time.time() - t0:.0f} s")
+    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, search {args.config.detect.effective_search()}, {time.time() - t0:.0f} s")
     print("| scene | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, agg in totals.items():
@@ -96,7 +100,8 @@ def ladder(args: argparse.Namespace) -> int:
 
     size = tuple(int(v) for v in args.size.split("x"))
     heights = args.ladder or [20, 24, 32, 40, 48, 64]
-    print(f"faces per height: 3 x {len(args.seeds)} seeds, 4 s at {args.size}; face-frames with any raw pixel / > 10% raw")
+    print(f"faces per height: 3 x {len(args.seeds)} seeds, 4 s at {args.size}, search {args.config.detect.effective_search()}; "
+          "face-frames with any raw pixel / > 10% raw")
     print("| face height (px) | live: raw any / >10% / of | files: raw any / >10% / of | tracks / people (live) |")
     print("|---|---|---|---|")
     for fh in heights:
@@ -106,7 +111,7 @@ def ladder(args: argparse.Namespace) -> int:
             photos = [ph for _, ph in pick_face_photos(args.faces, 3, seed=seed)]
             sc = size_ladder(photos, [fh], size=size)[0]  # type: ignore[arg-type]
             for mode in ("live", "files"):
-                r = score(track_scene(sc, files=mode == "files"))
+                r = score(track_scene(sc, args.config, files=mode == "files"))
                 c = cells[mode]
                 c[0] += r["face_frames_raw_any_pixel"]
                 c[1] += r["face_frames_raw_over_10pct"]

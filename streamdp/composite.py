@@ -108,6 +108,40 @@ def _band_alpha(
     return a
 
 
+def _cover_rect_feathered(image: np.ndarray, box: tuple[int, int, int, int], band: float,
+                          fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    """``cover_boxes`` for one whole-pixel box with a soft outer band (rect shape): the box gets
+    ``fn``'s output exactly, and only the band's four strips are blended (alpha from the distance
+    to the box, built from one row and one column: a big face costs its band, not its area)."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    e = int(np.ceil(band))
+    ex0, ey0, ex1, ey1 = max(x0 - e, 0), max(y0 - e, 0), min(x1 + e, w), min(y1 + e, h)
+    roi = image[ey0:ey1, ex0:ex1]
+    bx0, by0, bx1, by1 = x0 - ex0, y0 - ey0, x1 - ex0, y1 - ey0
+    rh, rw = roi.shape[:2]
+    # the band's strips: above, below, left of and right of the box (ROI coordinates)
+    strips = [s for s in ((0, by0, 0, rw), (by1, rh, 0, rw), (by0, by1, 0, bx0), (by0, by1, bx1, rw))
+              if s[1] > s[0] and s[3] > s[2]]
+    orig = [roi[r0:r1, c0:c1].copy() for r0, r1, c0, c1 in strips]
+    res = fn(roi)
+    if res is not roi:
+        roi[...] = res
+    if not strips:
+        return
+    xs = np.arange(rw, dtype=np.float32) + np.float32(0.5)
+    ys = np.arange(rh, dtype=np.float32) + np.float32(0.5)
+    ox = np.maximum(np.maximum(bx0 - xs, xs - bx1), 0)
+    oy = np.maximum(np.maximum(by0 - ys, ys - by1), 0)
+    inv = np.float32(1.0 / max(band, 1e-6))
+    for (r0, r1, c0, c1), before in zip(strips, orig):
+        outside = np.sqrt(oy[r0:r1, None] ** 2 + ox[None, c0:c1] ** 2)  # rounded corners in the band
+        t = np.minimum(outside * inv, 1)
+        alpha = 1 - t * t * (3 - 2 * t)
+        # the strip holds fn's output; fade it back to the original outside the box
+        _blend(roi[r0:r1, c0:c1], before, 1.0 - alpha)
+
+
 def cover_boxes(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -143,7 +177,10 @@ def cover_boxes(
             continue
         bw, bh = x1f - x0f, y1f - y0f
         band = max(float(feather) * (bw + bh) / 2, 0.0)
-        ext = band + (0.0 if shape == "rect" else (np.sqrt(2) - 1) / 2 * max(bw, bh))
+        if shape == "rect":
+            _cover_rect_feathered(image, (x0, y0, x1, y1), band, fn)
+            continue
+        ext = band + (np.sqrt(2) - 1) / 2 * max(bw, bh)
         e = int(np.ceil(ext))
         ex0, ey0 = max(x0 - e, 0), max(y0 - e, 0)
         ex1, ey1 = min(x1 + e, w), min(y1 + e, h)

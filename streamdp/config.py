@@ -54,6 +54,29 @@ class DetectConfig(Section):
     # all second looks each in one batched call (streamdp/detect/blazeface.py, same pre/post-processing
     # as MediaPipe); "mediapipe" = MediaPipe Tasks, one call (~3 ms overhead) per image. "auto" = onnx.
     backend: Literal["auto", "onnx", "mediapipe"] = "auto"
+    # How the pyramid's levels are searched: "canvas" = each level as one downscaled copy of the
+    # frame in one model run (streamdp/detect/canvas.py: half the model work of the tiles, and no
+    # tile border cuts a face); "tiles" = overlapping 128x128 views (all MediaPipe Tasks can do;
+    # the change gate works on tiles). "auto": canvas with onnx, tiles with mediapipe or with
+    # skip_unchanged.
+    search: Literal["auto", "canvas", "tiles"] = "auto"
+    # ONNX Runtime threads of one detector. 1: a second thread cuts the detector's wall time by
+    # ~40% but costs ~60% more CPU, which decode, the mechanism and x264 want on a small machine.
+    threads: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _search_backend(self) -> DetectConfig:
+        if self.search == "canvas" and self.backend == "mediapipe":
+            raise ValueError("detect.search 'canvas' needs the onnx backend (MediaPipe Tasks takes 128x128 views only)")
+        if self.search == "canvas" and self.skip_unchanged:
+            raise ValueError("detect.skip_unchanged works with detect.search 'tiles' only")
+        return self
+
+    def effective_search(self) -> str:
+        """"canvas" or "tiles" (see ``search``)."""
+        if self.search != "auto":
+            return self.search
+        return "tiles" if self.backend == "mediapipe" or self.skip_unchanged else "canvas"
 
     @field_validator("tile_every")
     @classmethod

@@ -5,7 +5,10 @@ turning, coming out of motion blur). A live stream cannot go back, but a file pi
 a short window of frames between the tracker and the privatizer: when a track is born, its first
 cover box is added, as a predicted face, to the held frames of the last ``lookback_seconds``.
 This mirrors the tracker's forward coasting, so every track is covered on both sides of its
-detections. The cost is a delay of that window, nothing else.
+detections: as a coasting box grows by ``coast_margin_per_second`` of its size per second, the
+box added to a frame ``dt`` before the first detection is grown by that much times ``dt`` on each
+side (a face moving into its first detected place came from somewhere near it). The cost is a
+delay of that window, nothing else.
 
 Tracks present in the very first frame are not dilated backwards (there is nothing before).
 """
@@ -23,8 +26,9 @@ from .types import Detections, FrameJob
 class LookbackDilator:
     """Holds the last frames; ``push`` returns the frames that leave the window, in order."""
 
-    def __init__(self, lookback_seconds: float, fps: float) -> None:
+    def __init__(self, lookback_seconds: float, fps: float, grow_per_second: float = 0.0) -> None:
         self.window_s = float(lookback_seconds)
+        self.grow_per_second = float(grow_per_second)
         self.fps = float(fps) if fps > 0 else 25.0
         self._held: deque[tuple[float, FrameJob]] = deque()
         self._seen: set[int] = set()
@@ -47,11 +51,21 @@ class LookbackDilator:
             new.predicted[:] = True
             for t_held, held in self._held:
                 if t - t_held <= self.window_s:
-                    held.faces = Detections.concat([held.faces, new])
+                    held.faces = Detections.concat([held.faces, self._grown(new, t - t_held)])
                     self.faces_added += len(new)
         self._held.append((t, job))
         while self._held and t - self._held[0][0] > self.window_s:
             yield self._held.popleft()[1]
+
+    def _grown(self, faces: Detections, dt: float) -> Detections:
+        frac = self.grow_per_second * max(dt, 0.0)
+        if frac <= 0:
+            return faces
+        out = faces[np.arange(len(faces))]  # a copy: each held frame gets its own boxes
+        b = out.boxes.astype(np.float64)
+        d = (b[:, 2:] - b[:, :2]) * frac
+        out.boxes[:] = np.concatenate([b[:, :2] - d, b[:, 2:] + d], axis=1)
+        return out
 
     def flush(self) -> Iterator[FrameJob]:
         while self._held:

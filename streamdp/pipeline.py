@@ -97,7 +97,7 @@ def run_video(
             frames.close()
         pipe.put(q_frames, END)
 
-    lookback = LookbackDilator(config.track.lookback_seconds, fps)
+    lookback = LookbackDilator(config.track.lookback_seconds, fps, config.track.coast_margin_per_second)
 
     def detect_track() -> None:
         while True:

@@ -204,7 +204,8 @@ def test_detector_backends_agree_and_batch_equals_single(mp_detector):
         cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR),
         video_frames("bikes.mp4", 40, 40)[1],
     ]
-    with FaceDetector(DetectConfig()) as det:
+    # the tile search sees exactly MediaPipe Tasks' views (the canvas search: the test below)
+    with FaceDetector(DetectConfig(search="tiles")) as det:
         assert det.backend == "onnx"
         singles = [det.detect(img, frame_index=0) for img in images]
         assert det.last_timing["batches"] <= 2
@@ -222,6 +223,61 @@ def test_detector_backends_agree_and_batch_equals_single(mp_detector):
             assert np.abs(m.scores - a.scores[iou.argmax(axis=1)]).max() <= 0.02
     with pytest.raises(ValueError):
         FaceDetector(DetectConfig()).detect_batch(images[:2], [0])
+
+
+@needs_media
+def test_canvas_search_finds_the_faces_the_tiles_find_and_batches(mp_detector):
+    """The canvas search (each pyramid level one downscaled frame, ``detect/canvas.py``) against
+    the tile search on real frames: the same faces (boxes IoU >= 0.7 after the second looks),
+    nothing more; a batch of frames gives each frame's own result, with one model run per band
+    shape."""
+    import cv2
+
+    frame = video_frames("WolfgangLanger_Pexels.mp4", 100, 100)[1]
+    cut = np.ascontiguousarray(cv2.resize(frame, (1280, 720))[:, 380:])  # the face cut by the left edge
+    images = [
+        read_rgb(MEDIA / "multi_face.jpg"),
+        frame,
+        cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR),
+        video_frames("bikes.mp4", 40, 40)[1],
+        cut,
+    ]
+    with FaceDetector(DetectConfig(search="canvas")) as det, FaceDetector(DetectConfig(search="tiles")) as tiles:
+        assert det.search == "canvas"
+        singles = [det.detect(img, frame_index=0) for img in images]
+        batch = det.detect_batch(images, [0] * len(images))
+        shapes = {(b.v1 - b.v0, b.u1 - b.u0) for img in images for b in det.canvas_plan(img.shape[1], img.shape[0]).phases[0]}
+        assert det.last_timing["batches"] <= 2 + len(shapes)
+        for img, a, b in zip(images, singles, batch):
+            np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+            t = tiles.detect(img, frame_index=0)
+            assert len(a) == len(t), (img.shape, a.scores, t.scores)
+            if len(t):
+                assert (box_iou(t.boxes, a.boxes).max(axis=1) >= 0.7).all()
+
+
+def test_canvas_plan_covers_every_level_once_over_the_spread():
+    """Every band of every level is searched exactly once per spread, the bands of a level cover
+    its whole canvas with the overlap a face needs, and the cost per frame is even."""
+    from streamdp.detect.canvas import BAND_OVERLAP, plan_canvases
+
+    for (w, h), spread in (((1280, 720), 6), ((1920, 1080), 5), ((640, 360), 6), ((1280, 720), 1), ((720, 1280), 4)):
+        plan = plan_canvases(w, h, DetectConfig(tile_size=256), spread)
+        assert len(plan.phases) == spread
+        bands = [b for ph in plan.phases for b in ph]
+        assert len(bands) == len(set(bands))
+        for i, lv in enumerate(plan.levels):
+            assert lv.width % 16 == 0 and lv.height % 16 == 0 and lv.content_w <= lv.width and lv.content_h <= lv.height
+            mine = sorted((b for b in bands if b.level == i), key=lambda b: (b.u0, b.v0))
+            along_x = lv.width >= lv.height
+            spans = [(b.u0, b.u1) if along_x else (b.v0, b.v1) for b in mine]
+            assert spans[0][0] == 0 and spans[-1][1] == (lv.width if along_x else lv.height)
+            for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+                assert a1 - b0 >= BAND_OVERLAP
+        loads = [sum(b.area for b in ph) for ph in plan.phases]
+        if spread > 1 and len(bands) >= spread:
+            assert max(loads) <= 2.5 * min(loads), loads
 
 
 def test_default_onnx_model_is_shipped():

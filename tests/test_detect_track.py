@@ -227,9 +227,9 @@ def test_medium_face_cut_by_tile_borders_found_once(detector):
 
 @needs_media
 def test_tile_every_spreads_the_tile_pass_over_frames(detector):
-    """tile_every N: frame i searches tiles i mod N; over N frames every tile exactly once."""
+    """tile_every N (the tile search): frame i searches tiles i mod N; over N frames every tile exactly once."""
     img = read_rgb(MEDIA / "multi_face.jpg")
-    with FaceDetector(DetectConfig(tile_every=3)) as det:
+    with FaceDetector(DetectConfig(tile_every=3, search="tiles")) as det:
         h, w = img.shape[:2]
         n_all = len(det.tiles_for(w, h)) + len(det.edge_tiles_for(w, h))
         counts = []

@@ -12,11 +12,15 @@ model's NHWC input becomes NCHW); we then
   same layout as the .tflite) followed by a Transpose to the converted NCHW graph,
 * make the batch dimension dynamic (``N``): input, outputs and the two Reshape shape constants
   (``[1, -1, k]`` -> ``[0, -1, k]``, 0 = copy the batch dimension),
+* make the image height and width dynamic (``H``, ``W``; 128 is what the model was trained on):
+  the network is convolutional, so a bigger input (a multiple of 16) gives the same detections on
+  a grid of anchors over all of it (``streamdp/detect/canvas.py``: a downscaled frame searched in
+  one run instead of overlapping 128x128 tiles); the anchor axis (``A``) follows,
 * drop the intermediate shape annotations (they carried batch 1), check the model and, when
   ``ai-edge-litert`` is importable, compare the raw outputs with the .tflite on random inputs and
   on face crops (``--check``, the default).
 
-Outputs: ``regressors`` float32 ``[N, 896, 16]`` (box x, y, w, h then 6 keypoints x, y, in input
+Outputs (for 128x128; ``A`` = (H/8)(W/8)2 + (H/16)(W/16)6 anchors in general): ``regressors`` float32 ``[N, 896, 16]`` (box x, y, w, h then 6 keypoints x, y, in input
 pixels relative to the anchor) and ``classificators`` float32 ``[N, 896, 1]`` (logits).
 """
 
@@ -56,7 +60,7 @@ def convert(src: Path, dst: Path) -> None:
             if name == old_in.name:
                 node.input[i] = nchw_name
     g.node.insert(0, helper.make_node("Transpose", [old_in.name], [nchw_name], perm=[0, 3, 1, 2], name="input_to_nchw"))
-    new_in = helper.make_tensor_value_info(old_in.name, TensorProto.FLOAT, ["N", 128, 128, 3])
+    new_in = helper.make_tensor_value_info(old_in.name, TensorProto.FLOAT, ["N", "H", "W", 3])
     g.ClearField("input")
     g.input.append(new_in)
 
@@ -68,13 +72,15 @@ def convert(src: Path, dst: Path) -> None:
     for out in g.output:
         out.type.tensor_type.shape.dim[0].ClearField("dim_value")
         out.type.tensor_type.shape.dim[0].dim_param = "N"
+        out.type.tensor_type.shape.dim[1].ClearField("dim_value")
+        out.type.tensor_type.shape.dim[1].dim_param = "A"
     g.ClearField("value_info")
 
     model.doc_string = (
         "MediaPipe BlazeFace short-range face detector (Apache-2.0, Copyright 2019 The MediaPipe "
         "Authors), converted from face_detection_short_range.tflite sha256 "
         + hashlib.sha256(src.read_bytes()).hexdigest()
-        + " by streamdp tools/tflite_to_onnx.py. Input: float32 [N,128,128,3] RGB in [-1,1]."
+        + " by streamdp tools/tflite_to_onnx.py. Input: float32 [N,H,W,3] RGB in [-1,1] (trained on 128x128; H, W multiples of 16)."
     )
     model.producer_name = "streamdp tools/tflite_to_onnx.py (tflite2onnx)"
     onnx.checker.check_model(model, full_check=True)

@@ -45,7 +45,7 @@ class OnnxBackend:
     name = "onnx"
     batched = True
 
-    def __init__(self, model_path: Path | str | None, min_score: float) -> None:
+    def __init__(self, model_path: Path | str | None, min_score: float, threads: int = 1) -> None:
         path = Path(model_path) if model_path is not None else default_onnx_path()
         if path.suffix == ".tflite":  # the MediaPipe file given: use the ONNX conversion beside it
             path = path.with_suffix(".onnx")
@@ -56,7 +56,7 @@ class OnnxBackend:
         if is_shipped(path):
             verify_shipped(path)
         #: the batched runner (replaceable, e.g. by one with other thread settings)
-        self.model: BlazeFaceRunner | None = BlazeFaceRunner(path, min_score=min_score)
+        self.model: BlazeFaceRunner | None = BlazeFaceRunner(path, min_score=min_score, intra_op_threads=threads)
         self.model_path = path
         self.min_score = min_score
         self.batches = 0
@@ -67,6 +67,18 @@ class OnnxBackend:
 
     def close(self) -> None:
         self.model = None
+
+    @property
+    def canvas_ok(self) -> bool:
+        """Whether the model takes canvases (inputs other than 128x128)."""
+        return self.model is not None and self.model.any_size
+
+    def run_canvas(self, canvases: Sequence[np.ndarray]) -> list[Result]:
+        """Same-sized canvases in one model run; results in canvas pixels (``BlazeFaceRunner.run_canvas``)."""
+        assert self.model is not None, "closed"
+        out = self.model.run_canvas(canvases)
+        self.batches += 1
+        return out
 
     def run_many(self, views: Sequence[View]) -> list[Result]:
         if not views:
@@ -87,6 +99,7 @@ class MediaPipeBackend:
 
     name = "mediapipe"
     batched = False
+    canvas_ok = False  # MediaPipe Tasks letterboxes every input to 128x128
 
     def __init__(self, model_path: Path | str | None, min_score: float) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -167,8 +180,9 @@ class MediaPipeBackend:
 Backend = OnnxBackend | MediaPipeBackend
 
 
-def open_backend(name: str, model_path: Path | str | None, min_score: float) -> Backend:
-    """The runner for ``cfg.backend`` (``"auto"`` = onnx), reporting candidates down to ``min_score``."""
+def open_backend(name: str, model_path: Path | str | None, min_score: float, threads: int = 1) -> Backend:
+    """The runner for ``cfg.backend`` (``"auto"`` = onnx), reporting candidates down to ``min_score``;
+    ``threads``: ONNX Runtime's intra-op threads (MediaPipe Tasks picks its own)."""
     if name == "mediapipe":
         return MediaPipeBackend(model_path, min_score)
-    return OnnxBackend(model_path, min_score)
+    return OnnxBackend(model_path, min_score, threads)

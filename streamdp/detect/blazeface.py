@@ -7,8 +7,11 @@ once on all of them.
 
 The model is ``models/face_detection_short_range.onnx``, converted once from MediaPipe's
 ``face_detection_short_range.tflite`` by ``tools/tflite_to_onnx.py`` (input float32
-``[N, 128, 128, 3]`` RGB in [-1, 1], NHWC like the .tflite; outputs ``regressors [N, 896, 16]``,
-``classificators [N, 896, 1]``).
+``[N, H, W, 3]`` RGB in [-1, 1], NHWC like the .tflite; outputs ``regressors [N, A, 16]``,
+``classificators [N, A, 1]``; for the 128x128 input the model was trained on A = 896).
+``BlazeFaceRunner.run_canvas`` runs it on bigger inputs (multiples of 16): the network is
+convolutional, so a downscaled frame is searched in one run on a grid of anchors over all of it
+(``canvas.py``), what the 128x128 tiles did with overlaps and a call overhead each.
 
 What MediaPipe Tasks does around the model, and this module repeats (read from
 ``mediapipe/tasks/cc/vision/face_detector/face_detector_graph.cc`` and the calculators it
@@ -37,7 +40,6 @@ configures; defaults for a model without detector metadata, and the Python API's
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -82,6 +84,19 @@ def ssd_anchors() -> np.ndarray:
 _ANCHORS = ssd_anchors()
 
 
+def grid_anchors(height: int, width: int) -> np.ndarray:
+    """(A, 2) anchor centres (x, y) in input pixels for an ``height x width`` input (multiples of
+    16), in the model's output order: the stride-8 cells (2 anchors each) row by row, then the
+    stride-16 cells (6 each). For 128x128 this is ``ssd_anchors() * 128``."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        ys = (np.arange(height // stride, dtype=np.float32) + 0.5) * stride
+        xs = (np.arange(width // stride, dtype=np.float32) + 0.5) * stride
+        yy, xx = np.meshgrid(ys, xs, indexing="ij")
+        out.append(np.repeat(np.stack([xx.ravel(), yy.ravel()], axis=1), per_cell, axis=0))
+    return np.concatenate(out)
+
+
 def letterbox_matrix(width: int, height: int) -> tuple[np.ndarray, float, float, float]:
     """MediaPipe's image -> 128x128 mapping for the whole image padded to a centred square.
 
@@ -118,17 +133,20 @@ def letterbox(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndar
     return out, (left, top, side)
 
 
-def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float) -> list[Result]:
-    """Raw outputs of a batch -> per image (boxes, scores, keypoints) in relative model coordinates,
-    before NMS: only anchors scoring >= ``min_score`` with a non-negative box size."""
+def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float,
+           anchors: np.ndarray | None = None, scale: float = INPUT_SIZE) -> list[Result]:
+    """Raw outputs of a batch -> per image (boxes, scores, keypoints) before NMS: only anchors
+    scoring >= ``min_score`` with a non-negative box size. Default: the 128x128 input's anchors,
+    results in relative model coordinates; ``anchors`` in input pixels with ``scale`` 1: results
+    in input pixels."""
     logits = np.clip(classificators[..., 0], -SCORE_CLIPPING_THRESH, SCORE_CLIPPING_THRESH)
     with np.errstate(over="ignore"):  # exp(100) overflows float32 -> inf -> score 0, as intended
         scores = 1.0 / (1.0 + np.exp(-logits))
     out: list[Result] = []
     for b in range(len(regressors)):
         idx = np.flatnonzero(scores[b] >= min_score)
-        raw = regressors[b, idx] / np.float32(INPUT_SIZE)
-        anc = _ANCHORS[idx]
+        raw = regressors[b, idx] / np.float32(scale)
+        anc = (_ANCHORS if anchors is None else anchors)[idx]
         cxy = raw[:, 0:2] + anc
         wh = raw[:, 2:4]
         ok = (wh >= 0).all(axis=1)
@@ -212,8 +230,9 @@ class BlazeFaceRunner:
     """BlazeFace short-range on a batch of images in one ONNX Runtime call.
 
     ``min_score``: candidates below it are dropped before NMS (MediaPipe's
-    ``min_detection_confidence``). ``intra_op_threads``: ONNX Runtime's CPU threads (default 2,
-    or ``STREAMDP_DETECT_THREADS``). Not thread-safe for concurrent ``run`` calls on one instance
+    ``min_detection_confidence``). ``intra_op_threads``: ONNX Runtime's CPU threads (default 1:
+    a second thread saves ~40% of the wall time but costs ~60% more CPU, which the pipeline's other
+    stages want; ``detect.threads``). Not thread-safe for concurrent ``run`` calls on one instance
     (the input buffer is reused).
     """
 
@@ -234,7 +253,7 @@ class BlazeFaceRunner:
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
         if intra_op_threads is None:
-            intra_op_threads = int(os.environ.get("STREAMDP_DETECT_THREADS", "2"))
+            intra_op_threads = 1
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(intra_op_threads))
         opts.inter_op_num_threads = 1
@@ -247,8 +266,13 @@ class BlazeFaceRunner:
         except Exception as exc:
             raise ModelError(f"cannot load face detection model {path}: {exc}") from None
         inp = self._sess.get_inputs()[0]
-        if list(inp.shape[1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
+        if len(inp.shape) != 4 or inp.shape[3] != 3:
+            raise ModelError(f"{path}: expected an NHWC RGB input, got {inp.shape}")
+        #: whether the model takes inputs other than 128x128 (``run_canvas``)
+        self.any_size = not all(isinstance(d, int) for d in inp.shape[1:3])
+        if not self.any_size and list(inp.shape[1:3]) != [INPUT_SIZE, INPUT_SIZE]:
             raise ModelError(f"{path}: expected input [N, 128, 128, 3], got {inp.shape}")
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self._input = inp.name
         self.model_path = path
         self.min_score = float(min_score)
@@ -264,6 +288,30 @@ class BlazeFaceRunner:
         self.calls += 1
         self.images += len(batch)
         return reg, cls
+
+    def run_canvas(self, canvases: Sequence[np.ndarray]) -> list[Result]:
+        """Faces in same-sized ``HxWx3 uint8`` RGB canvases (H, W multiples of 16), one model run:
+        per canvas ``(boxes (N,4), scores (N,), keypoints (N,6,2))`` in canvas pixels (floats,
+        unclipped), after MediaPipe's weighted NMS; a face is found where it is 13-128 px."""
+        if not canvases:
+            return []
+        if not self.any_size:
+            raise ModelError(f"{self.model_path}: this model takes 128x128 inputs only (regenerate it with tools/tflite_to_onnx.py)")
+        h, w = canvases[0].shape[:2]
+        if h % 16 or w % 16 or any(c.shape != canvases[0].shape for c in canvases):
+            raise ValueError(f"canvases must share one HxWx3 shape with sides multiple of 16, got {[c.shape for c in canvases]}")
+        batch = np.empty((len(canvases), h, w, 3), dtype=np.float32)
+        for i, c in enumerate(canvases):
+            np.multiply(c, np.float32(2.0 / 255.0), out=batch[i], casting="unsafe")
+        batch -= np.float32(1.0)
+        reg, cls = self.infer(batch)
+        anchors = self._anchors.get((h, w))
+        if anchors is None:
+            anchors = self._anchors.setdefault((h, w), grid_anchors(h, w))
+        out = []
+        for b, s, k in decode(reg, cls, self.min_score, anchors=anchors, scale=1.0):
+            out.append(weighted_nms(b, s, k, self.suppression_threshold))
+        return out
 
     def run(self, images: Sequence[np.ndarray], *, boxes: BoxMode = "mediapipe") -> list[Result]:
         """Faces in each ``HxWx3 uint8`` RGB image (any sizes; views into a bigger frame are fine).

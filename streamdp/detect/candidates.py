@@ -71,8 +71,10 @@ def from_view(owner: Tile | object | None, b: np.ndarray, s: np.ndarray, k: np.n
     return Candidates(b, s, k, cut, rel_size(b, owner.size), np.zeros(n, bool), np.zeros(n, bool))
 
 
-def merge(c: Candidates, nms_iou: float) -> Candidates:
-    """Drop explained cut boxes, then NMS (score order) over all views."""
+def merge(c: Candidates, nms_iou: float, confirmed: float | None = None) -> Candidates:
+    """Drop explained cut boxes, then NMS (score order) over all views. ``confirmed``: a
+    confirmation-view candidate scoring at least this goes first (it is already a look at the
+    model's favourite scale: keeping it spares the face a second look every frame)."""
     if len(c) == 0:
         return c
     cut = c.cut
@@ -82,7 +84,8 @@ def merge(c: Candidates, nms_iou: float) -> Candidates:
         keep[np.flatnonzero(cut)[explained]] = False
         c = c.select(keep)
     if len(c) > 1:
-        c = c.select(nms(c.boxes, c.scores, nms_iou, contained=CONTAINED_IOA))
+        rank = c.scores if confirmed is None else c.scores + 2.0 * (c.confirm & (c.scores >= confirmed))
+        c = c.select(nms(c.boxes, rank, nms_iou, contained=CONTAINED_IOA))
     return c
 
 

@@ -17,11 +17,13 @@ from types import TracebackType
 import numpy as np
 
 from ..config import DetectConfig
+from ..errors import ModelError
 from ..types import Detections
 from .backends import Backend, Result, View, open_backend
+from .canvas import Band, CanvasPlan, band_candidates, build_canvas, plan_canvases
 from .candidates import CONFIRM, Candidates, finalize, from_view, merge
 from .schedule import ChangeGate, TileSchedule
-from .tiles import Tile, mirror_padded
+from .tiles import MirrorFrame, Tile, mirror_padded
 from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, plan_second_looks
 
 Owner = tuple[int, "Tile | object | None"]  # frame number in the call, and None (full frame), a Tile or CONFIRM
@@ -54,9 +56,15 @@ class FaceDetector:
         self.backend = "mediapipe" if self.cfg.backend == "mediapipe" else "onnx"
         # the model reports everything down to the proposal score; thresholds are applied here
         #: the runner itself (``backends.OnnxBackend`` or ``MediaPipeBackend``)
-        self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence))
+        self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence), self.cfg.threads)
         self.model_path = self.runner.model_path
+        #: "canvas" (each pyramid level one downscaled frame, ``canvas.py``) or "tiles"
+        self.search = self.cfg.effective_search()
+        if self.search == "canvas" and not self.runner.canvas_ok:
+            raise ModelError(f"{self.model_path}: detect.search 'canvas' needs a model with a free input size "
+                             "(regenerate it with tools/tflite_to_onnx.py, or set detect.search: tiles)")
         self._schedule = TileSchedule(self.cfg)
+        self._canvas_plans: dict[tuple[int, int, int], CanvasPlan] = {}
         # the rejection memory and the change gate serve one stream's consecutive frames
         self._memory = RejectMemory()
         self._gate = ChangeGate()
@@ -141,10 +149,13 @@ class FaceDetector:
             results += self._run_many(views[1:])
         else:
             results = self._run_many(views)
+        band_parts: list[list[Candidates]] = [[] for _ in imgs]
+        if self.search == "canvas":
+            n_tiles += self._search_bands(imgs, frame_indices, band_parts)
         t_tiles = time.perf_counter()
         if self.runner.batched:
             t_full = t_tiles
-        cands = self._candidates(imgs, owners, results)
+        cands = self._candidates(imgs, owners, results, band_parts)
 
         # 2. second looks, all in one go
         out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None)
@@ -172,17 +183,20 @@ class FaceDetector:
     def _search_views(
         self, imgs: list[np.ndarray], frame_indices: Sequence[int], hints: Sequence[np.ndarray | None] | None, single: bool
     ) -> tuple[list[View], list[Owner], dict[int, tuple[np.ndarray, int]], int, int]:
-        """Every first-look view of the frames with its owner; the mirror-padded copies (frame ->
-        (copy, pad)) of the frames whose edges are searched; how many tile and confirmation views."""
+        """Every first-look view of the frames with its owner; the mirror-padded frames (frame ->
+        ``MirrorFrame``) of the frames whose edges are searched; how many tile and confirmation views."""
         views: list[View] = []
         owners: list[Owner] = []
-        padded: dict[int, tuple[np.ndarray, int]] = {}
+        padded: dict[int, MirrorFrame] = {}
         n_tiles = n_confirm = 0
         for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
             views.append((img, 0, 0))
             owners.append((f, None))
             h, w = img.shape[:2]
-            tiles, edges = self._schedule.due(w, h, fi, self.tile_every)
+            if self.search == "canvas":  # the levels are searched as canvases (_search_bands)
+                tiles, edges = [], []
+            else:
+                tiles, edges = self._schedule.due(w, h, fi, self.tile_every)
             hint = None if hints is None else hints[f]
             if single and self.cfg.skip_unchanged:
                 skipped0 = self._gate.skipped
@@ -204,31 +218,72 @@ class FaceDetector:
                     n_confirm += 1
             if edges:
                 pad = self._schedule.edge_pad(w, h)
-                padded[f] = (mirror_padded(img, pad), pad)
-                big, p = padded[f]
+                big = mirror_padded(img, pad)
+                padded[f] = MirrorFrame(img, pad, big)
+                p = padded[f].pad
                 n_tiles += len(edges)
                 for tile in edges:
                     views.append((big[tile.y0 + p : tile.y1 + p, tile.x0 + p : tile.x1 + p], tile.x0, tile.y0))
                     owners.append((f, tile))
         return views, owners, padded, n_tiles, n_confirm
 
-    def _candidates(self, imgs: list[np.ndarray], owners: list[Owner], results: list[Result]) -> list[Candidates]:
-        """Each frame's first-look candidates from all its views, merged."""
-        parts: list[list[Candidates]] = [[] for _ in imgs]
+    def canvas_plan(self, width: int, height: int) -> CanvasPlan:
+        """The canvas levels and bands of frames of this size (cached)."""
+        key = (width, height, self.tile_every)
+        plan = self._canvas_plans.get(key)
+        if plan is None:
+            plan = self._canvas_plans[key] = plan_canvases(width, height, self.cfg, self.tile_every)
+        return plan
+
+    def _search_bands(self, imgs: list[np.ndarray], frame_indices: Sequence[int], parts: list[list[Candidates]]) -> int:
+        """Search every frame's due canvas bands (one model run per band shape, all frames
+        together) and add their candidates to ``parts``; how many bands."""
+        groups: dict[tuple[int, int], list[tuple[int, Band, np.ndarray]]] = {}
+        for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
+            plan = self.canvas_plan(img.shape[1], img.shape[0])
+            due = plan.phases[fi % len(plan.phases)] if plan.phases else ()
+            canvases: dict[int, np.ndarray] = {}
+            for band in due:
+                if band.level not in canvases:
+                    canvases[band.level] = build_canvas(img, plan.levels[band.level])
+                view = canvases[band.level][band.v0 : band.v1, band.u0 : band.u1]
+                groups.setdefault(view.shape[:2], []).append((f, band, view))
+        n = 0
+        for items in groups.values():
+            results = self.runner.run_canvas([np.ascontiguousarray(v) for _, _, v in items])
+            self.totals["batches"] += 1
+            for (f, band, _), (b, sc, k) in zip(items, results):
+                plan = self.canvas_plan(imgs[f].shape[1], imgs[f].shape[0])
+                part = band_candidates(band, plan.levels[band.level], b, sc, k)
+                if part is not None:
+                    parts[f].append(part)
+            n += len(items)
+        if n:
+            self.totals["tile_passes"] += 1
+        return n
+
+    def _candidates(self, imgs: list[np.ndarray], owners: list[Owner], results: list[Result],
+                    band_parts: list[list[Candidates]]) -> list[Candidates]:
+        """Each frame's first-look candidates from all its views and canvas bands, merged."""
+        parts: list[list[Candidates]] = [list(p) for p in band_parts]
         for (f, owner), (b, s, k) in zip(owners, results):
             h, w = imgs[f].shape[:2]
             part = from_view(owner, b, s, k, w, h)
             if part is not None:
                 parts[f].append(part)
-        return [merge(Candidates.concat(p), self.cfg.nms_iou) for p in parts]
+        return [merge(Candidates.concat(p), self.cfg.nms_iou, self.new_face_score) for p in parts]
 
     def _second_looks(
-        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, tuple[np.ndarray, int]], stream_index: int | None
+        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, MirrorFrame], stream_index: int | None
     ) -> tuple[list[Detections], int]:
         """Every frame's faces after the second looks (all run in one go), and how many looks.
         ``stream_index``: the frame index of a single stream frame (the rejection memory's), else None."""
         memory = self._memory.recall(stream_index) if stream_index is not None else None
         need = self.new_face_score
+        if self.search == "canvas" and self.cfg.edge_search != "off":
+            # a candidate cut by the frame's border is looked at again in the mirrored frame too
+            for f, img in enumerate(imgs):
+                padded[f] = MirrorFrame(img, self._schedule.edge_pad(img.shape[1], img.shape[0]))
         plans = [plan_second_looks(img, c, need, self.cfg.min_confidence, padded=padded.get(f), memory=memory)
                  for f, (img, c) in enumerate(zip(imgs, cands))]
         look_results = iter(self._run_many([crop for p in plans for crop in p.looks]))

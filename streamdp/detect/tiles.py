@@ -118,6 +118,32 @@ def mirror_padded(image: np.ndarray, pad: int) -> np.ndarray:
     return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
 
 
+class MirrorFrame:
+    """A frame as if mirror-padded by ``pad`` pixels (as ``mirror_padded``), for crops reaching
+    past its edges; the padded copy is built only if given (``padded``), else each crop is
+    gathered from the frame itself (a second look at the edge costs its own pixels, not a padded
+    copy of the whole frame)."""
+
+    def __init__(self, image: np.ndarray, pad: int, padded: np.ndarray | None = None) -> None:
+        self.image = image
+        self.pad = min(pad, image.shape[0] - 1, image.shape[1] - 1)
+        self._padded = padded
+
+    def crop(self, x0: int, y0: int, side: int) -> np.ndarray:
+        """The ``side`` x ``side`` square at (x0, y0) of the padded frame (frame coordinates)."""
+        if self._padded is not None:
+            p = self.pad
+            return self._padded[y0 + p : y0 + p + side, x0 + p : x0 + p + side]
+        h, w = self.image.shape[:2]
+        return self.image[np.ix_(_reflect_101(np.arange(y0, y0 + side), h), _reflect_101(np.arange(x0, x0 + side), w))]
+
+
+def _reflect_101(i: np.ndarray, n: int) -> np.ndarray:
+    """Indices of a reflect-101 border (edge pixel not repeated), within one reflection."""
+    i = np.where(i < 0, -i, i)
+    return np.clip(np.where(i >= n, 2 * (n - 1) - i, i), 0, n - 1)
+
+
 def cut_flags(boxes: np.ndarray, tile: Tile, width: int, height: int) -> np.ndarray:
     """True for boxes touching a tile border that lies inside the frame (a face the tile cuts:
     its box is wrong)."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from .candidates import Candidates
 from .geometry import box_iou, square_crop
+from .tiles import MirrorFrame
 
 ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, needs no second look
 COMFORT_SIZE = 0.25  # box side / model input side from which the model is reliable
@@ -75,12 +76,11 @@ class LookPlan:
 
 
 def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidence: float,
-                      padded: tuple[np.ndarray, int] | None = None, memory: Memory | None = None) -> LookPlan:
+                      padded: MirrorFrame | None = None, memory: Memory | None = None) -> LookPlan:
     """Decide every candidate by the score the model gives it at its favourite scale.
 
     A face must reach ``need`` (the detector's ``new_face_score`` = ``max(cfg.min_confidence,
-    verify_score)``) there. ``padded``: the frame mirror-padded (image, pad) when the edge views
-    are searched; ``memory``: ``RejectMemory.recall`` for a stream's consecutive frames.
+    verify_score)``) there. ``padded``: the frame seen mirror-padded when the edges are searched; ``memory``: ``RejectMemory.recall`` for a stream's consecutive frames.
 
     * confident (>= ``ACCEPT_SCORE``) at a comfortable size (box >= ``COMFORT_SIZE`` of the
       model's input) and not cut by a tile border -> kept as is (no non-face scored > 0.74);
@@ -136,11 +136,11 @@ def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidenc
         at_edge = boxes[i, 0] < 1 or boxes[i, 1] < 1 or boxes[i, 2] > w - 1 or boxes[i, 3] > h - 1
         if padded is not None and at_edge:
             # a face cut by the frame's border is looked at again in the mirrored frame too
-            big, p = padded
+            p = padded.pad
             side = min(side, min(w, h) + 2 * p)
             x0 = int(np.clip(round(centre[0] - side / 2), -p, w + p - side))
             y0 = int(np.clip(round(centre[1] - side / 2), -p, h + p - side))
-            looks.append((big[y0 + p : y0 + p + side, x0 + p : x0 + p + side], x0, y0))
+            looks.append((padded.crop(x0, y0, side), x0, y0))
             continue
         looks.append(square_crop(img, centre, side))
     return LookPlan(keep, todo, looks, again_n)

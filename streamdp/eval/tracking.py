@@ -191,7 +191,7 @@ def track_scene(scene: Scene, config: Any = None, seed: int = 0, files: bool = F
     config = config if config is not None else Config()
     lookback_s = config.track.lookback_seconds if files else 0.0
     stage = build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
-    dilator = LookbackDilator(lookback_s, scene.fps)
+    dilator = LookbackDilator(lookback_s, scene.fps, config.track.coast_margin_per_second)
     gts_by_index: dict[int, list[GroundTruthFace]] = {}
     out: list[TrackedFrame] = []
 
