@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .config import Config, load_config
+from .decode import MIN_FRAME_SIDE
 from .errors import ConfigError, InputError
 from .mechanisms import Mechanism
 from .presets import config_path
@@ -34,7 +35,7 @@ __all__ = ["AnonymizedFrame", "Anonymizer", "Face", "FrameError", "anonymize_fil
 
 # The command line's short flags, as keyword arguments.
 _SHORTCUTS = {"epsilon": "mechanism.dp_image.epsilon", "release_interval": "mechanism.dp_image.release_interval"}
-_MIN_SIDE = 16  # the smallest frame side accepted (as the CLIs' --size)
+_MIN_SIDE = MIN_FRAME_SIDE  # the smallest frame side accepted (as the CLIs' --size and file inputs)
 _US = Fraction(1, 1_000_000)
 
 

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 # The frame rate assumed when an input states none (or an absurd one): files, live, the tracker.
 DEFAULT_FPS = Fraction(25)
 
+# The smallest frame side anonymized (files and the Python API): the detector's tiles need some
+# pixels to letterbox (it divided by zero on a 1x1 video), and nothing smaller can show a face.
+MIN_FRAME_SIDE = 16
+
 
 def error_reason(exc: BaseException) -> str:
     """A one-line reason for an FFmpeg/OS error, without the path (callers name the file)."""

@@ -2,8 +2,11 @@
 
 Decoding is strictly streaming (one packet, one frame at a time). A packet that fails to decode
 is skipped and counted (``VideoSource.corrupt_frames``); a truncated file yields what it can.
-Rotation metadata is *reported* (``VideoInfo.rotation``) but never applied to pixels: the sink
+Rotation metadata is *reported* (``VideoInfo.rotation``) but not applied to pixels: the sink
 copies it to the output, so players rotate the anonymized video exactly as they did the input.
+The one exception is a plain 180° turn: the detector does not find upside-down faces, so such
+frames are turned upright here and the output carries no rotation (it displays the same, and
+its frames keep their size). Frames smaller than ``MIN_FRAME_SIDE`` on a side are refused.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .decode import DEFAULT_FPS, decode_frames, error_reason, stream_fps, to_rgb
+from .decode import DEFAULT_FPS, MIN_FRAME_SIDE, decode_frames, error_reason, stream_fps, to_rgb
 from .errors import InputError
 from .media import open_error
 from .types import Frame
@@ -79,6 +82,14 @@ def _cw_rotation_from_ccw(ccw: float) -> int:
     return int(round(-float(ccw) / 90.0)) * 90 % 360
 
 
+def _plain_half_turn(matrix: tuple[int, ...] | None) -> bool:
+    """Whether a display matrix is a 180° rotation with no flip, scaling or shear."""
+    if matrix is None:
+        return True  # only the legacy ``rotate`` tag said 180
+    a, b, _, c, d = matrix[:5]
+    return a == d < 0 and b == c == 0
+
+
 def _rotation_tag(stream) -> int | None:
     tag = (stream.metadata or {}).get("rotate")
     if tag is None:
@@ -103,6 +114,7 @@ class VideoSource:
         self.corrupt_frames = 0  # packets that failed to decode (their frames are lost)
         self.frames_read = 0
         self._iterated = False
+        self._half_turn = False  # frames are turned 180° upright as they are decoded
         if not self.path.exists():
             raise InputError(f"input not found: {self.path}")
         if self.path.is_dir():
@@ -147,6 +159,9 @@ class VideoSource:
             extra = f" ({self.corrupt_frames} undecodable packets)" if self.corrupt_frames else ""
             raise InputError(f"no video frames in {self.path}{extra}")
         self._first = first
+        if min(first.width, first.height) < MIN_FRAME_SIDE:
+            raise InputError(f"video frames of {first.width}x{first.height} in {self.path} are too small to "
+                             f"anonymize (at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels)")
 
         tb = st.time_base or Fraction(1, 90000)
         fps = stream_fps(st, lo=1e-9) or DEFAULT_FPS
@@ -167,6 +182,9 @@ class VideoSource:
             rotation = tag
         else:
             rotation = 0
+        if rotation == 180 and _plain_half_turn(matrix):
+            # upside-down faces go undetected: hand on upright pixels and write no rotation
+            self._half_turn, rotation, matrix = True, 0, None
 
         self.info = VideoInfo(
             width=int(first.width),
@@ -223,6 +241,8 @@ class VideoSource:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
             image = to_rgb(av_frame)
+            if self._half_turn:
+                image = np.ascontiguousarray(image[::-1, ::-1])
             self.frames_read = index + 1
             yield Frame(index=index, image=image, pts=int(pts), time_base=tb)
             index += 1
