@@ -29,8 +29,9 @@ class DetectConfig(Section):
     # in overlapping square tiles of about ``tile_size`` source pixels. "auto" picks the grid from
     # the frame size; 0 disables tiling; N >= 1 forces N tile rows.
     tiles: Literal["auto"] | int = "auto"
-    # "auto": 256 for files (the tile search is spread over the look-back, so the finer grid is
-    # affordable: faces from 32 px at 720p, 24 px measured), 384 live (every frame: from 40 px).
+    # "auto": for files 224 with the canvas search (256 with tiles; the search is spread over the
+    # look-back, so the finer grid is affordable: faces from 32 px at 720p), live 320 (384 with
+    # tiles; every frame: faces from 40 px). See effective_tile_size.
     tile_size: Literal["auto"] | int = "auto"
     tile_overlap: float = Field(0.25, ge=0.0, le=0.75)
     # The tiled search is spread over N frames (frame i searches tiles i mod N: each part of the
@@ -50,10 +51,12 @@ class DetectConfig(Section):
     # detectable with less change than that waits up to 8 turns (live: 8 frames; files: 8 x the
     # spread), longer than the files' look-back: off by default (files 720p: 19 -> 15 ms a frame).
     skip_unchanged: bool = False
-    # How the BlazeFace model runs: "onnx" = ONNX Runtime, the full frame, all its tiles and then
-    # all second looks each in one batched call (streamdp/detect/blazeface.py, same pre/post-processing
-    # as MediaPipe); "mediapipe" = MediaPipe Tasks, one call (~3 ms overhead) per image. "auto" = onnx.
-    backend: Literal["auto", "onnx", "mediapipe"] = "auto"
+    # How the BlazeFace model runs: "litert" = LiteRT's XNNPACK kernels on the CPU
+    # (streamdp/detect/litert.py: the fastest here, above all on canvases), "onnx" = ONNX Runtime
+    # (CUDA when there is one), both with the same batched pre/post-processing as MediaPipe
+    # (streamdp/detect/blazeface.py); "mediapipe" = MediaPipe Tasks, one call per image.
+    # "auto": onnx where CUDA is, else litert (onnx where LiteRT has no wheel).
+    backend: Literal["auto", "litert", "onnx", "mediapipe"] = "auto"
     # How the pyramid's levels are searched: "canvas" = each level as one downscaled copy of the
     # frame in one model run (streamdp/detect/canvas.py: half the model work of the tiles, and no
     # tile border cuts a face); "tiles" = overlapping 128x128 views (all MediaPipe Tasks can do;
@@ -67,7 +70,7 @@ class DetectConfig(Section):
     @model_validator(mode="after")
     def _search_backend(self) -> DetectConfig:
         if self.search == "canvas" and self.backend == "mediapipe":
-            raise ValueError("detect.search 'canvas' needs the onnx backend (MediaPipe Tasks takes 128x128 views only)")
+            raise ValueError("detect.search 'canvas' needs the litert or onnx backend (MediaPipe Tasks takes 128x128 views only)")
         if self.search == "canvas" and self.skip_unchanged:
             raise ValueError("detect.skip_unchanged works with detect.search 'tiles' only")
         return self
@@ -93,10 +96,18 @@ class DetectConfig(Section):
         return v
 
     def effective_tile_size(self, lookback_frames: float = 0.0) -> int:
-        """The finest tile side: an explicit N, or "auto" (256 with >= 2 frames of look-back, else 384)."""
+        """The finest tile side: an explicit N, or "auto": with >= 2 frames of look-back (files)
+        224 for the canvas search, 256 for tiles; else (live) 320 for the canvas, 384 for tiles.
+        The canvas sees each face once, at one place on the model's anchor grid, where overlapping
+        tiles saw it up to four times: its finest level is a little finer for the same recall
+        (LFW faces on 720p frames, found in one search: 28 px 68/72 canvas-224 vs 66/72 tiles-256,
+        32 px 72 vs 71; live 40 px 67/72 canvas-320 vs 54/72 tiles-384)."""
         if self.tile_size != "auto":
             return int(self.tile_size)
-        return 256 if lookback_frames >= 2 else 384
+        canvas = self.effective_search() == "canvas"
+        if lookback_frames >= 2:
+            return 224 if canvas else 256
+        return 320 if canvas else 384
 
     def for_pipeline(self, lookback_frames: float) -> DetectConfig:
         """This section with the "auto" schedule settled for a pipeline with that much look-back."""
@@ -119,7 +130,7 @@ class TrackConfig(Section):
     box_margin: float = Field(0.2, ge=0.0, le=2.0)
     # Files only: also cover a new face in the frames of this window *before* its first detection
     # (backward dilation; see streamdp/lookback.py). Live streams cannot look back.
-    lookback_seconds: float = Field(0.25, ge=0.0, le=5.0)
+    lookback_seconds: float = Field(0.5, ge=0.0, le=5.0)
     coast_margin_per_second: float = Field(0.5, ge=0.0, le=10.0)
     # A face that leaves the frame is held at the edge it left by (40% of its box inside) for this
     # long: a face coming back there is covered from its first pixel, as the same track.

@@ -194,7 +194,8 @@ def test_runner_matches_mediapipe_on_synthetic_ground_truth(runner, mp_detector)
 
 
 @needs_media
-def test_detector_backends_agree_and_batch_equals_single(mp_detector):
+@pytest.mark.parametrize("backend", ["onnx", "litert"])
+def test_detector_backends_agree_and_batch_equals_single(mp_detector, backend):
     import cv2
 
     frame = video_frames("WolfgangLanger_Pexels.mp4", 100, 100)[1]
@@ -205,8 +206,8 @@ def test_detector_backends_agree_and_batch_equals_single(mp_detector):
         video_frames("bikes.mp4", 40, 40)[1],
     ]
     # the tile search sees exactly MediaPipe Tasks' views (the canvas search: the test below)
-    with FaceDetector(DetectConfig(search="tiles")) as det:
-        assert det.backend == "onnx"
+    with FaceDetector(DetectConfig(search="tiles", backend=backend)) as det:
+        assert det.backend == backend
         singles = [det.detect(img, frame_index=0) for img in images]
         assert det.last_timing["batches"] <= 2
         batch = det.detect_batch(images, [0] * len(images))

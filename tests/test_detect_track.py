@@ -80,7 +80,7 @@ def test_nms_hand_cases():
 
 
 def test_tile_plan_covers_the_frame_with_overlap():
-    cfg = DetectConfig()
+    cfg = DetectConfig(search="tiles")  # live's tile plan (the canvas search's levels: test_blazeface)
     assert plan_tiles(176, 144, cfg) == []  # small frame: the full frame is enough
     assert plan_tiles(1920, 1080, DetectConfig(tiles=0)) == []
     for w, h in [(640, 360), (960, 540), (1280, 720), (1920, 1080), (1080, 1920)]:

@@ -136,11 +136,12 @@ def plan_canvases(width: int, height: int, cfg: DetectConfig, spread: int) -> Ca
 
 
 def build_canvas(img: np.ndarray, lv: Level) -> np.ndarray:
-    """The frame at the level's scale (area-averaged), mirrored at the searched edges, black to
+    """The frame at the level's scale (bilinear, as the tile views were sampled: 7x cheaper than
+    area-averaging at non-integer scales, and the same recall), mirrored at the searched edges, black to
     the aligned size."""
     import cv2
 
-    small = cv2.resize(img, (lv.cw, lv.ch), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(img, (lv.cw, lv.ch), interpolation=cv2.INTER_LINEAR)
     return cv2.copyMakeBorder(small, lv.pad_y, lv.height - lv.ch - lv.pad_y, lv.pad_x, lv.width - lv.cw - lv.pad_x,
                               cv2.BORDER_CONSTANT, value=(0, 0, 0)) if not (lv.pad_x or lv.pad_y) else _mirrored(small, lv)
 

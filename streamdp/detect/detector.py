@@ -19,12 +19,12 @@ import numpy as np
 from ..config import DetectConfig
 from ..errors import ModelError
 from ..types import Detections
-from .backends import Backend, Result, View, open_backend
+from .backends import Backend, Result, View, open_backend, resolve_backend
 from .canvas import Band, CanvasPlan, band_candidates, build_canvas, plan_canvases
 from .candidates import CONFIRM, Candidates, finalize, from_view, merge
 from .schedule import ChangeGate, TileSchedule
 from .tiles import MirrorFrame, Tile, mirror_padded
-from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, plan_second_looks
+from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
 
 Owner = tuple[int, "Tile | object | None"]  # frame number in the call, and None (full frame), a Tile or CONFIRM
 
@@ -52,8 +52,8 @@ class FaceDetector:
         self.tile_every = int(tile_every) if tile_every is not None else self.cfg.effective_tile_every(0)
         #: score a face must reach at the model's favourite scale (see ``verify.plan_second_looks``)
         self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
-        #: the model runner in use: "onnx" or "mediapipe"
-        self.backend = "mediapipe" if self.cfg.backend == "mediapipe" else "onnx"
+        #: the model runner in use: "litert", "onnx" or "mediapipe"
+        self.backend = resolve_backend(self.cfg.backend)
         # the model reports everything down to the proposal score; thresholds are applied here
         #: the runner itself (``backends.OnnxBackend`` or ``MediaPipeBackend``)
         self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence), self.cfg.threads)
@@ -66,7 +66,7 @@ class FaceDetector:
         self._schedule = TileSchedule(self.cfg)
         self._canvas_plans: dict[tuple[int, int, int], CanvasPlan] = {}
         # the rejection memory and the change gate serve one stream's consecutive frames
-        self._memory = RejectMemory()
+        self._memory = RejectMemory(self.tile_every + 1)
         self._gate = ChangeGate()
         #: the last ``detect``/``detect_batch`` call: seconds by part, model images by kind and
         #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx);
@@ -210,7 +210,8 @@ class FaceDetector:
             # Tracked faces are confirmed every frame in a view at the model's favourite scale
             # (what a second look is), so a small face found by a tile stays detected between
             # its tiles' turns.
-            for box in ([] if hint is None else np.asarray(hint, np.float64).reshape(-1, 4)[:MAX_CONFIRM]):
+            boxes = [] if hint is None else np.asarray(hint, np.float64).reshape(-1, 4)
+            for box in [b for b in boxes if needs_confirmation(img, b)][:MAX_CONFIRM]:
                 view = look_view(img, box)
                 if view is not None:
                     views.append(view)

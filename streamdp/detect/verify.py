@@ -22,7 +22,7 @@ VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half th
 VERIFY_IOU = 0.2
 MAX_VERIFY = 64  # second looks per frame at most (a texture seen again is remembered: see REJECT_MEMORY_FRAMES)
 MAX_CONFIRM = 16  # tracked faces confirmed per frame at most
-REJECT_MEMORY_FRAMES = 6  # a rejected place is rejected again without a look for this many frames
+REJECT_MEMORY_FRAMES = 6  # a rejected place is rejected again without a look for this many frames (at least)
 REJECT_MEMORY_IOU = 0.6
 REJECT_MEMORY_SLACK = 0.05  # ... unless the candidate now scores more than this above the rejected one
 
@@ -32,14 +32,17 @@ Rejected = list[tuple[np.ndarray, float]]  # box, first-look score
 
 
 class RejectMemory:
-    """Boxes and scores a second look rejected within the last ``REJECT_MEMORY_FRAMES`` frames of
-    one stream (bounded: 256 at most)."""
+    """Boxes and scores a second look rejected within the last ``frames`` frames of one stream
+    (bounded: 256 at most). ``frames``: ``REJECT_MEMORY_FRAMES``, or one more than the search's
+    spread when that is longer: a texture a band finds is found again by the same band one spread
+    later, and would otherwise be looked at again every time."""
 
-    def __init__(self) -> None:
+    def __init__(self, frames: int = REJECT_MEMORY_FRAMES) -> None:
+        self.frames = max(REJECT_MEMORY_FRAMES, int(frames))
         self._rejects: list[tuple[np.ndarray, float, int]] = []  # (box, score, frame index)
 
     def recall(self, frame_index: int) -> Memory:
-        self._rejects = [r for r in self._rejects if 0 <= frame_index - r[2] < REJECT_MEMORY_FRAMES]
+        self._rejects = [r for r in self._rejects if 0 <= frame_index - r[2] < self.frames]
         if not self._rejects:
             return np.zeros((0, 4)), np.zeros(0)
         return np.array([r[0] for r in self._rejects]), np.array([r[1] for r in self._rejects])
@@ -47,6 +50,13 @@ class RejectMemory:
     def remember(self, frame_index: int, rejected: Rejected) -> None:
         self._rejects.extend((b, s_, frame_index) for b, s_ in rejected)
         del self._rejects[:-256]  # bounded
+
+
+def needs_confirmation(img: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a tracked face gets a confirmation view: not when that view would be about the
+    whole frame again (the full view already is that look; the same rule as a second look's)."""
+    size = float(max(box[2] - box[0], box[3] - box[1]))
+    return VERIFY_CONTEXT * size < 0.9 * max(img.shape[:2])
 
 
 def look_view(img: np.ndarray, box: np.ndarray) -> View | None:

@@ -1,0 +1,103 @@
+"""BlazeFace on LiteRT (``ai-edge-litert``: TensorFlow Lite with its XNNPACK CPU kernels).
+
+The same ``face_detection_short_range.tflite`` MediaPipe reads, with the batched runner's pre- and
+post-processing (``BlazeFaceRunner``: letterbox, anchors, decoding, weighted NMS); only the model
+call differs. Why a second engine: on a CPU, XNNPACK runs this network faster than ONNX Runtime,
+and much faster on the big inputs of the canvas search (2-core VM, one thread, ms per 128x128 of
+input: 1.28 vs 1.82 at 128x128, 1.54 vs 4.15 at 288x640, 1.71 vs 5.47 at 416x864: ONNX Runtime's
+convolutions fall out of the cache as the input grows, XNNPACK's do not). ONNX Runtime stays the
+engine for GPUs (CUDA) and where LiteRT has no wheel.
+
+An interpreter has a fixed input shape; one is kept per (height, width) seen (a stream uses a few:
+the 128x128 views and the canvas bands), each image of a batch is one ``invoke``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .blazeface import INPUT_SIZE, MIN_SUPPRESSION_THRESHOLD, BlazeFaceRunner
+
+MAX_SHAPES = 16  # interpreters kept (least recently used dropped): a frame size change makes new band shapes
+
+
+def litert_available() -> bool:
+    """Whether the LiteRT interpreter can be imported here."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+class LiteRtBlazeFace(BlazeFaceRunner):
+    """``BlazeFaceRunner`` with the model run by LiteRT (``threads``: XNNPACK's threads)."""
+
+    def __init__(self, model_path: Path | str, *, min_score: float = 0.5,
+                 suppression_threshold: float = MIN_SUPPRESSION_THRESHOLD, threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except Exception as exc:
+            raise ModelError(f"LiteRT (ai-edge-litert) is not usable: {exc}") from None
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelError(f"face detection model not found: {path}")
+        self._Interpreter = Interpreter
+        self._threads = max(1, int(threads))
+        self._interpreters: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self.providers = ["LiteRT (XNNPACK)"]
+        self.any_size = True
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+        self.model_path = path
+        self.min_score = float(min_score)
+        self.suppression_threshold = float(suppression_threshold)
+        self._buf = np.empty((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+        self.calls = 0
+        self.images = 0
+        self._interpreter(INPUT_SIZE, INPUT_SIZE)  # load now: a broken model fails here, not mid-stream
+
+    def _interpreter(self, h: int, w: int) -> Any:
+        key = (h, w)
+        entry = self._interpreters.get(key)
+        if entry is not None:
+            self._interpreters.move_to_end(key)
+            return entry
+        try:
+            it = self._Interpreter(model_path=str(self.model_path), num_threads=self._threads)
+            inp = it.get_input_details()[0]
+            if list(inp["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
+                raise ModelError(f"{self.model_path}: expected input [1, 128, 128, 3], got {list(inp['shape'])}")
+            if key != (INPUT_SIZE, INPUT_SIZE):
+                it.resize_tensor_input(inp["index"], [1, h, w, 3])
+            it.allocate_tensors()
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"cannot load face detection model {self.model_path}: {exc}") from None
+        outs = {d["name"]: d["index"] for d in it.get_output_details()}
+        if set(outs) != {"regressors", "classificators"}:
+            raise ModelError(f"{self.model_path}: unexpected outputs {sorted(outs)}")
+        entry = (it, inp["index"], outs["regressors"], outs["classificators"])
+        self._interpreters[key] = entry
+        while len(self._interpreters) > MAX_SHAPES:
+            self._interpreters.popitem(last=False)
+        return entry
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw model outputs (regressors, classificators) for a float32 NHWC batch, one invoke per image."""
+        n, h, w = batch.shape[:3]
+        it, inp, reg_i, cls_i = self._interpreter(h, w)
+        regs, clss = [], []
+        for i in range(n):
+            it.set_tensor(inp, batch[i : i + 1])
+            it.invoke()
+            regs.append(it.get_tensor(reg_i))
+            clss.append(it.get_tensor(cls_i))
+        self.calls += 1
+        self.images += n
+        return np.concatenate(regs), np.concatenate(clss)
