@@ -130,7 +130,7 @@ class TrackConfig(Section):
     box_margin: float = Field(0.2, ge=0.0, le=2.0)
     # Files only: also cover a new face in the frames of this window *before* its first detection
     # (backward dilation; see streamdp/lookback.py). Live streams cannot look back.
-    lookback_seconds: float = Field(0.5, ge=0.0, le=5.0)
+    lookback_seconds: float = Field(0.25, ge=0.0, le=5.0)
     coast_margin_per_second: float = Field(0.5, ge=0.0, le=10.0)
     # A face that leaves the frame is held at the edge it left by (40% of its box inside) for this
     # long: a face coming back there is covered from its first pixel, as the same track.
