@@ -30,8 +30,8 @@ class DetectConfig(Section):
     # the frame size; 0 disables tiling; N >= 1 forces N tile rows.
     tiles: Literal["auto"] | int = "auto"
     # "auto": for files 224 with the canvas search (256 with tiles; the search is spread over the
-    # look-back, so the finer grid is affordable: faces from 32 px at 720p), live 320 (384 with
-    # tiles; every frame: faces from 40 px). See effective_tile_size.
+    # look-back, so the finer grid is affordable: faces from 32 px at 720p), live 384 (every
+    # frame: faces from 40 px). See effective_tile_size.
     tile_size: Literal["auto"] | int = "auto"
     tile_overlap: float = Field(0.25, ge=0.0, le=0.75)
     # The tiled search is spread over N frames (frame i searches tiles i mod N: each part of the
@@ -97,17 +97,19 @@ class DetectConfig(Section):
 
     def effective_tile_size(self, lookback_frames: float = 0.0) -> int:
         """The finest tile side: an explicit N, or "auto": with >= 2 frames of look-back (files)
-        224 for the canvas search, 256 for tiles; else (live) 320 for the canvas, 384 for tiles.
-        The canvas sees each face once, at one place on the model's anchor grid, where overlapping
-        tiles saw it up to four times: its finest level is a little finer for the same recall
-        (LFW faces on 720p frames, found in one search: 28 px 68/72 canvas-224 vs 66/72 tiles-256,
-        32 px 72 vs 71; live 40 px 67/72 canvas-320 vs 54/72 tiles-384)."""
+        224 for the canvas search, 256 for tiles; else (live) 384. The canvas sees each face once,
+        at one place on the model's anchor grid, where overlapping tiles saw it up to four times:
+        for files its finest level is a little finer for the same recall (LFW faces on 720p
+        frames, found in one search: 28 px 68/72 canvas-224 vs 66/72 tiles-256, 32 px 72 vs 71).
+        Live keeps 384 (40 px faces: 57/72 canvas vs 54/72 tiles): a 320 level found more small
+        faces (67/72) but also a mirror-seam ghost beside a fast face at the left edge, a false
+        track each time it came back (benchmarks/tracking.py, 720p "fast")."""
         if self.tile_size != "auto":
             return int(self.tile_size)
         canvas = self.effective_search() == "canvas"
         if lookback_frames >= 2:
             return 224 if canvas else 256
-        return 320 if canvas else 384
+        return 384
 
     def for_pipeline(self, lookback_frames: float) -> DetectConfig:
         """This section with the "auto" schedule settled for a pipeline with that much look-back."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .blazeface import INPUT_SIZE, MIN_SUPPRESSION_THRESHOLD, BlazeFaceRunner
+from .native import native_stderr_silenced
 
 MAX_SHAPES = 16  # interpreters kept (least recently used dropped): a frame size change makes new band shapes
 
@@ -68,13 +69,17 @@ class LiteRtBlazeFace(BlazeFaceRunner):
             self._interpreters.move_to_end(key)
             return entry
         try:
-            it = self._Interpreter(model_path=str(self.model_path), num_threads=self._threads)
-            inp = it.get_input_details()[0]
-            if list(inp["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
-                raise ModelError(f"{self.model_path}: expected input [1, 128, 128, 3], got {list(inp['shape'])}")
-            if key != (INPUT_SIZE, INPUT_SIZE):
-                it.resize_tensor_input(inp["index"], [1, h, w, 3])
-            it.allocate_tensors()
+            # LiteRT prints an INFO line on fd 2 when it creates its XNNPACK delegate (first
+            # allocation and invoke): users should see only streamdp's lines
+            with native_stderr_silenced():
+                it = self._Interpreter(model_path=str(self.model_path), num_threads=self._threads)
+                inp = it.get_input_details()[0]
+                if list(inp["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
+                    raise ModelError(f"{self.model_path}: expected input [1, 128, 128, 3], got {list(inp['shape'])}")
+                if key != (INPUT_SIZE, INPUT_SIZE):
+                    it.resize_tensor_input(inp["index"], [1, h, w, 3])
+                it.allocate_tensors()
+                it.invoke()
         except ModelError:
             raise
         except Exception as exc:
