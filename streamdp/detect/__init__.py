@@ -6,16 +6,21 @@ to about a tenth of that input's side (LFW faces pasted into street scenes: a bo
 input is found about half of the time, ~0.12 nearly always). On a 1080p frame that is a ~200 px
 face, so small faces need the frame searched in smaller pieces.
 
-1. Search (``tiles.plan_tiles``, ``schedule``). The full frame every frame; when tiling is on (``"auto"``: only if
-   ``max(W, H) > 1.25 * tile_size``) and ``frame_index % cfg.tile_every == 0``, square tiles of
-   sizes ``s0, 2*s0, 4*s0, ...`` (each level while clearly smaller than the short side; ``s0`` =
-   ``cfg.tile_size``, or the size giving ``cfg.tiles`` rows) plus short-side squares for a
-   non-square frame. Tiles of a level overlap by >= ``cfg.tile_overlap`` and are spread evenly to
-   end exactly at the frame's edges. Why a pyramid: a face is reliably found only in a tile that
-   contains all of it; an ``s``-grid with overlap ``o`` contains every face up to ``o*s`` wide,
-   and the next level (``2s``) finds faces from ~``0.11*2s``: with ``o >= 0.25`` no face size
-   falls between two levels (one 384-grid alone misses 150-250 px faces on 1080p whenever a tile
-   border cuts them). MediaPipe reports candidates down to ``cfg.min_confidence``.
+1. Search. The full frame every frame, letterboxed to 128x128, and a pyramid of finer levels for
+   small faces: sizes ``s0, 2*s0, 4*s0, ...`` (each level while clearly smaller than the short
+   side; ``s0`` = ``cfg.tile_size``: "auto" 224 for files, 384 live) plus the short side for a
+   non-square frame (``tiles.plan_tiles``). A face is reliably found only where it is at least
+   ~0.1 of the model's 128 px, so a level of size ``s`` finds faces from ~``0.1*s`` and the next
+   one from ~``0.2*s``: no face size falls between two levels.
+   ``cfg.search`` "canvas" (the default, ``canvas``): each level is the frame downscaled by
+   ``s/128`` in one model run (the network is convolutional: a bigger input is a grid of anchors
+   over all of it), mirrored 64 px beyond the searched edges, cut into overlapping bands that are
+   dealt over ``cfg.tile_every`` frames (files: the look-back; live: every frame). "tiles"
+   (``schedule``; what MediaPipe Tasks can run): overlapping 128x128 views of each level's size,
+   ``frame i`` searching tiles ``i mod N``, plus mirrored edge tiles; an ``s``-grid with overlap
+   ``o >= 0.25`` contains every face up to ``o*s`` whole (one 384-grid alone misses 150-250 px
+   faces on 1080p whenever a tile border cuts them). Tracked faces are confirmed every frame in a
+   view at the model's favourite scale. MediaPipe reports candidates down to ``cfg.min_confidence``.
 2. Merge (``candidates``). Candidates go back to frame pixels. A tile candidate touching an inner tile border (not
    the frame's edge) is a cut face with a wrong box: dropped when an uncut candidate covers most
    of it. Then vectorized greedy NMS (higher score first; a lower-scored box almost entirely
@@ -33,10 +38,11 @@ face, so small faces need the frame searched in smaller pieces.
 
 Boxes are clipped to the frame; keypoints are not.
 
-Model runner (``cfg.backend``, ``backends``): ``onnx`` (the default; ``blazeface``, the same model
-converted to ONNX, MediaPipe's letterbox, anchors, decoding and weighted NMS reimplemented) runs
-the full frame and all its tiles in one batched ONNX Runtime call and all second looks in one
-more; ``mediapipe`` runs MediaPipe Tasks' FaceDetector, one call per image. They find the same
+Model runner (``cfg.backend``, ``backends``): ``litert`` (the default on a CPU: ``litert``,
+XNNPACK kernels) and ``onnx`` (the default with CUDA; the same model converted to ONNX with a free
+input size) share ``blazeface``'s reimplementation of MediaPipe's letterbox, anchors, decoding and
+weighted NMS and take a frame's views in one call; ``mediapipe`` runs MediaPipe Tasks'
+FaceDetector, one call per image (tiles only). They find the same
 faces (same count on 190 sample-video frames, boxes IoU >= 0.9, scores 0.0013 apart on average;
 near-tied low scores on textures can cluster differently: docs/performance.md).
 
@@ -59,7 +65,12 @@ frame      images per frame    mediapipe   onnx (2 threads)
 between. ``FaceDetector.detect_batch`` batches several frames (for a GPU, where one big batch is
 nearly as cheap as one image).
 
+Cost now (2026-12-02, 720p files, the sample clip, one thread): 48 CPU ms a frame with onnx
+tiles and two threads, 15.5 with the canvas search on LiteRT (docs/performance.md). The table
+below is the tile search's, kept for the record.
+
 Modules: ``detector`` (``FaceDetector``: a frame's views, one model call, merge, second looks),
+``canvas`` (the canvas levels and bands), ``litert`` (the LiteRT runner),
 ``geometry`` (IoU, NMS, square crops), ``tiles`` (tile grids, edge tiles, mirroring),
 ``schedule`` (tiles per frame, the change gate), ``candidates`` (merging and finalizing),
 ``verify`` (second looks, confirmation views, rejection memory), ``backends`` (ONNX Runtime or
