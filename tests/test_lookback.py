@@ -48,3 +48,20 @@ def test_track_seen_before_is_not_dilated_again() -> None:
     covered = [j.frame.index for j in out if len(j.faces)]
     assert covered == list(range(5)) + list(range(25, 40))
 
+
+
+def test_the_box_before_the_first_detection_grows_with_the_time_back() -> None:
+    """As a coasting box grows forwards, the look-back box grows backwards: by
+    ``grow_per_second * dt`` of its size on each side in a frame ``dt`` before the detection
+    (a face moving into its first detected place came from near it); the detection itself keeps
+    its box."""
+    dil = LookbackDilator(0.25, fps=24.0, grow_per_second=0.5)
+    out: list[FrameJob] = []
+    for i in range(30):
+        out.extend(dil.push(_job(i, 7 if i >= 20 else None)))
+    out.extend(dil.flush())
+    by_index = {j.frame.index: j.faces.boxes for j in out if len(j.faces)}
+    np.testing.assert_allclose(by_index[20], [[1, 1, 5, 5]])
+    for i in range(14, 20):
+        grow = 4 * 0.5 * (20 - i) / 24  # box side 4 px
+        np.testing.assert_allclose(by_index[i], [[1 - grow, 1 - grow, 5 + grow, 5 + grow]], rtol=1e-5)
