@@ -143,6 +143,9 @@ class TrackConfig(Section):
     # box of a face seen whole in the same frame (hair, an ear) is covered as a provisional track:
     # no id, no release, until it is seen otherwise (streamdp/track.py). 0 turns this off.
     edge_satellite_inside: float = Field(0.5, ge=0.0, le=1.0)
+    # A track whose coast ran out in view is remembered this long: a new detection near where it
+    # was heading, at a similar size, takes its id back (one person, one track). 0 turns this off.
+    reassociate_seconds: float = Field(2.0, ge=0.0, le=30.0)
 
 
 def _mechanism_config_model() -> type[Section]:

@@ -32,6 +32,27 @@ track: track id -1 ("not associated with a track") and ``predicted=True`` (cover
 pixelation under dp-image: no release is ever opened on it, as none is on a cut face). It becomes
 a track of its own, with an id, at its first detection that is not such a satellite (seen whole,
 or away from the other face); until then it is counted nowhere, so it costs no track and no ε.
+
+Re-association (``cfg.reassociate_seconds``): a track whose coast (or occlusion hold) ran out while
+in view is not forgotten at once but remembered, uncovered (its coast already covered the
+dropout's first ``coast_seconds``; this is about identity only), for that long after it was
+dropped, with its last detected box and velocity. A new detection that no live track claims takes
+a remembered track's id back when
+
+* its centre lies within a gate around the way the face was heading: the segment from its last
+  centre to where its velocity would have taken it (at most ``_REASSOC_MAX_TRAVEL`` box sizes),
+  widened by ``_REASSOC_GATE`` box sizes plus ``_REASSOC_GATE_PER_S`` per second lost (at most
+  ``_REASSOC_GATE_MAX``): a face that stopped, or kept walking, or anything in between;
+* its size is within ``_SIZE_RATIO_MATCH`` (2x) of the lost box;
+* no live track's prediction is nearer to it (in that track's box sizes) than the lost track's
+  gate is: a second detection beside a live face is not a lost face coming back;
+* it is not an edge satellite (a provisional box stays provisional).
+
+Nearest first, one detection per lost track. Tracks that left the frame (edge holds) are not
+remembered: their hold at the edge already keeps them for a face coming back there. At most
+``_MAX_LOST`` tracks are remembered (oldest dropped). There is no appearance check: on the
+synthetic scenes and the real clips no re-association joined two people (see docs/privacy.md §5,
+which also says what a wrong one would cost: nothing in ε, as dp-image's own relink).
 """
 
 from __future__ import annotations
@@ -54,6 +75,12 @@ _SIZE_HORIZON_S = 0.25  # coasting: extrapolate the size's change this long at m
 _HOLD_INSIDE = 0.4  # a track leaving the frame is held with this fraction of its box inside
 _OCCLUDED_IOA = 0.3
 _NEAR_GROWTH = 0.5  # faces this close (fraction of their size per side) do not teach motion  # a lost track this much inside a detected face's box is behind it
+# Re-association of lost tracks (module docstring); distances in units of the lost box's size
+_REASSOC_MAX_TRAVEL = 3.0  # how far the lost face's velocity may carry the gate's far end
+_REASSOC_GATE = 1.0  # the gate's half-width at once ...
+_REASSOC_GATE_PER_S = 0.5  # ... growing this much per second since the last detection ...
+_REASSOC_GATE_MAX = 2.0  # ... up to this
+_MAX_LOST = 32  # remembered lost tracks at most (bounded memory on endless streams)
 
 
 @dataclass
@@ -76,6 +103,8 @@ class _Track:
     hold_until: float = 0.0
     #: a satellite of another face at the frame's edge, not (yet) a track: id -1 in the output
     provisional: bool = False
+    #: when the track was dropped (lost; remembered for re-association)
+    t_lost: float = 0.0
 
     def predict(self, t: float) -> np.ndarray:
         """cx, cy, w, h at time ``t``: the last detection moved with the filtered velocity."""
@@ -130,6 +159,10 @@ class FaceTracker:
         self._n_updates = 0
         self._t_prev: float | None = None
         self._stats: dict[int, dict] = {}
+        #: tracks lost in view, oldest first, remembered for re-association
+        self._lost: list[_Track] = []
+        #: re-associations made (a lost track's id given back to a new detection)
+        self.reassociations = 0
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -154,8 +187,9 @@ class FaceTracker:
         return _xywh_to_xyxy(np.array([tr.predict(t) for tr in self._tracks]))
 
     def reset(self) -> None:
-        """Forget the live tracks (ids keep counting up: they are never reused)."""
+        """Forget the live and lost tracks (ids keep counting up: they are never reused)."""
         self._tracks = []
+        self._lost = []
         self._t_prev = None
 
     def update(self, dets: Detections, time_s: float | None, frame_wh: tuple[int, int]) -> Detections:
@@ -216,6 +250,7 @@ class FaceTracker:
             overlapped = np.zeros(n_det, bool)
         # faces seen whole in this frame (a satellite's hosts): their cover boxes
         hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not _at_edge(b, w, h)]
+        revived = self._reassociate(det_boxes, set(matched_tr.values()), preds, hosts, t, w, h)
         for i, tr in enumerate(self._tracks):
             j = matched_tr.get(i)
             if j is not None:
@@ -250,6 +285,7 @@ class FaceTracker:
                 tr.hold_until = max(tr.hold_until, t + cfg.occlusion_hold_seconds - tr.t_last)
             limit = max(limit, tr.hold_until)
             if elapsed > limit:
+                self._remember(tr, t)
                 continue  # dropped
             box = self._cover_xyxy(tr, preds[i], t)
             if not _visible(box, w, h):
@@ -269,6 +305,18 @@ class FaceTracker:
             if j in used:
                 continue
             edge = _at_edge(det_boxes[j], w, h)
+            if j in revived:
+                tr = revived[j]
+                self._revive(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t,
+                             whole=not edge and not overlapped[j])
+                survivors.append(tr)
+                cover = _reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
+                out_boxes.append(self._grow(cover, cfg.box_margin, edge))
+                out_scores.append(float(dets.scores[j]))
+                out_kps.append(dets.keypoints[j].astype(np.float64))
+                out_ids.append(tr.id)
+                out_pred.append(False)
+                continue
             provisional = self._satellite(det_boxes[j], hosts, w, h)
             tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t,
                                  whole=not edge and not overlapped[j], provisional=provisional)
@@ -295,6 +343,64 @@ class FaceTracker:
         )
 
     # -- internals ----------------------------------------------------------------------------
+    def _remember(self, tr: _Track, t: float) -> None:
+        """Keep a track lost in view for re-association (not one held at the edge: it left)."""
+        if self.cfg.reassociate_seconds <= 0 or tr.provisional or tr.held is not None:
+            return
+        tr.t_lost = t
+        self._lost.append(tr)
+        del self._lost[:-_MAX_LOST]
+
+    def _reassociate(self, det_boxes: np.ndarray, used: set[int], preds: np.ndarray, hosts: list[np.ndarray],
+                     t: float, w: int, h: int) -> dict[int, _Track]:
+        """Detection index -> the lost track it brings back (module docstring), removed from the
+        lost tracks."""
+        window = self.cfg.reassociate_seconds
+        self._lost = [tr for tr in self._lost if t - tr.t_lost <= window]
+        free = [j for j in range(len(det_boxes)) if j not in used and not self._satellite(det_boxes[j], hosts, w, h)]
+        if not self._lost or not free:
+            return {}
+        dc = _xyxy_to_xywh(det_boxes[free])
+        dist = np.array([_gate_distance(tr, dc, t) for tr in self._lost])  # (L, F), in lost box sizes
+        size_l = np.array([_size(_xyxy_to_xywh(tr.raw_box)) for tr in self._lost])[:, None]
+        ratio = np.maximum(size_l / _size(dc)[None, :], _size(dc)[None, :] / size_l)
+        ok = (dist <= 0) & (ratio <= _SIZE_RATIO_MATCH)
+        closeness = -dist  # how far inside the gate, in units of the gate's half-width
+        if len(preds):
+            # a live track nearer to the detection (in its own sizes) than the lost one's gate
+            # would claim it first
+            live = np.hypot(dc[None, :, 0] - preds[:, 0, None], dc[None, :, 1] - preds[:, 1, None]) / _size(preds)[:, None]
+            ok &= live.min(axis=0)[None, :] > _gate_reach(self._lost, dist, t)
+        score = np.where(ok, 1.0 + closeness, 0.0)
+        out: dict[int, _Track] = {}
+        for a, b in _greedy_match(score, 1e-9):
+            out[free[b]] = self._lost[a]
+        taken = {id(tr) for tr in out.values()}
+        self._lost = [tr for tr in self._lost if id(tr) not in taken]
+        return out
+
+    def _revive(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool) -> None:
+        """A lost track re-found at ``box``: the filter restarts there, its velocity the mean one
+        over the gap (the face kept walking, or stopped: either way what it did meanwhile)."""
+        z = _xyxy_to_xywh(box)
+        dt = max(t - tr.t_last, _MIN_DT)
+        size = _size(z)
+        v = np.zeros(4)
+        v[:2] = np.clip((z[:2] - _xyxy_to_xywh(tr.raw_box)[:2]) / dt, -_MAX_SPEED * size, _MAX_SPEED * size)
+        tr.x, tr.v = z.copy(), v
+        tr.raw_box = np.asarray(box, dtype=np.float64).copy()
+        tr.kp_rel = _kp_rel(kps, z)
+        tr.score, tr.t_last = score, t
+        tr.held, tr.hold_until = None, 0.0
+        if whole:
+            tr.whole_size = z[2:].copy()
+        tr.frames_detected += 1
+        st = self._stats[tr.id]
+        st["last_seen_s"] = t
+        st["frames_detected"] += 1
+        st["reassociated"] = st.get("reassociated", 0) + 1
+        self.reassociations += 1
+
     def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool = True,
                    provisional: bool = False) -> _Track:
         x = _xyxy_to_xywh(box)
@@ -373,6 +479,41 @@ class FaceTracker:
         if by_larger_side:
             d[:] = d.max()
         return np.concatenate([b[:2] - d, b[2:] + d])
+
+
+def _size(xywh: np.ndarray) -> np.ndarray:
+    """sqrt(w * h) of (..., 4) cx, cy, w, h boxes."""
+    x = np.asarray(xywh, dtype=np.float64)
+    return np.sqrt(np.maximum(x[..., 2], 1e-6) * np.maximum(x[..., 3], 1e-6))
+
+
+def _gate_half_width(tr: _Track, t: float) -> float:
+    """The re-association gate's half-width for lost track ``tr`` at ``t``, in its box sizes."""
+    return min(_REASSOC_GATE + _REASSOC_GATE_PER_S * max(t - tr.t_last, 0.0), _REASSOC_GATE_MAX)
+
+
+def _gate_distance(tr: _Track, centres: np.ndarray, t: float) -> np.ndarray:
+    """(F,) for detections' (F, 4) cx, cy, w, h: their centres' distance from the segment the lost
+    face was heading along (last centre -> moved at its velocity, bounded), in units of the gate's
+    half-width, minus 1: <= 0 inside the gate."""
+    z = _xyxy_to_xywh(tr.raw_box)
+    size = float(_size(z))
+    p0 = z[:2]
+    travel = tr.v[:2] * max(t - tr.t_last, 0.0)
+    n = float(np.hypot(*travel))
+    if n > _REASSOC_MAX_TRAVEL * size:
+        travel *= _REASSOC_MAX_TRAVEL * size / n
+    c = np.asarray(centres, dtype=np.float64)[:, :2]
+    seg2 = float(travel @ travel)
+    u = np.clip(((c - p0) @ travel) / seg2, 0.0, 1.0) if seg2 > 0 else np.zeros(len(c))
+    d = np.hypot(*(c - (p0 + u[:, None] * travel)).T) / size
+    return d / _gate_half_width(tr, t) - 1.0
+
+
+def _gate_reach(lost: list[_Track], dist: np.ndarray, t: float) -> np.ndarray:
+    """(L, F) the detections' distances from the lost tracks' segments, back in box sizes."""
+    hw = np.array([_gate_half_width(tr, t) for tr in lost])[:, None]
+    return (dist + 1.0) * hw
 
 
 def _kp_rel(kps: np.ndarray, xywh: np.ndarray) -> np.ndarray:

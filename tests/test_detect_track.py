@@ -325,7 +325,8 @@ def test_tracker_coasts_through_a_short_gap_and_keeps_the_id():
 
 
 def test_tracker_drops_after_coast_seconds_and_never_reuses_ids():
-    tr = FaceTracker(TrackConfig(coast_seconds=0.5), fps=30)
+    # re-association off: a face re-found where it was lost would take its id back (test_reassociate.py)
+    tr = FaceTracker(TrackConfig(coast_seconds=0.5, reassociate_seconds=0.0), fps=30)
     for i in range(5):
         tr.update(face(100, 100), i / 30, WH)
     last = 4 / 30
