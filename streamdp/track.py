@@ -20,8 +20,8 @@ detection, so a coasting box is where the face was last seen, moved at its smoot
 Matching: IoU between the tracks' predicted (un-margined) boxes and the detections, greedy on the
 vectorized IoU matrix (highest IoU first, >= ``cfg.iou_match``); then a second greedy pass lets a
 leftover detection whose centre lies within one box size of a leftover track's prediction (more
-while coasting), at a similar size, join that track (fast motion, where the IoU drops to 0).
-O(tracks x dets) numpy, no scipy.
+while coasting), at a similar size, join that track (fast motion, where the IoU drops to 0); the lost
+tracks (re-association, below) compete in both passes. O(tracks x dets) numpy, no scipy.
 
 Provisional tracks (``cfg.edge_satellite_inside``): a new detection cut by the frame's border that
 lies mostly inside the cover box of a face detected whole in the same frame is, on real footage,
@@ -36,19 +36,22 @@ or away from the other face); until then it is counted nowhere, so it costs no t
 Re-association (``cfg.reassociate_seconds``): a track whose coast (or occlusion hold) ran out while
 in view is not forgotten at once but remembered, uncovered (its coast already covered the
 dropout's first ``coast_seconds``; this is about identity only), for that long after it was
-dropped, with its last detected box and velocity. A new detection that no live track claims takes
-a remembered track's id back when
+dropped, with its last detected box and velocity. A detection takes a remembered track's id
+back when
 
 * its centre lies within a gate around the way the face was heading: the segment from its last
   centre to where its velocity would have taken it (at most ``_REASSOC_MAX_TRAVEL`` box sizes),
   widened by ``_REASSOC_GATE`` box sizes plus ``_REASSOC_GATE_PER_S`` per second lost (at most
   ``_REASSOC_GATE_MAX``): a face that stopped, or kept walking, or anything in between;
 * its size is within ``_SIZE_RATIO_MATCH`` (2x) of the lost box;
-* no live track's prediction is nearer to it (in that track's box sizes) than the lost track's
-  gate is: a second detection beside a live face is not a lost face coming back;
-* it is not an edge satellite (a provisional box stays provisional).
+* it is not an edge satellite (a provisional box stays provisional);
+* no live track that has its detection in this frame is nearer to it (in that track's box sizes):
+  a second box beside a live face is not a lost face coming back.
 
-Nearest first, one detection per lost track. Tracks that left the frame (edge holds) are not
+Lost tracks compete with the live ones in both matching passes (by IoU with the box where the
+face was heading, then by distance in box sizes), best first, one detection each: a face found
+again beside a coasting one (two people crossing while the detector is blind) takes its own id
+back instead of the coasting track taking it. Tracks that left the frame (edge holds) are not
 remembered: their hold at the edge already keeps them for a face coming back there. At most
 ``_MAX_LOST`` tracks are remembered (oldest dropped). There is no appearance check: on the
 synthetic scenes and the real clips no re-association joined two people (see docs/privacy.md §5,
@@ -205,30 +208,11 @@ class FaceTracker:
 
         # predicted (un-margined) boxes of the live tracks at time t
         preds = np.array([tr.predict(t) for tr in self._tracks]).reshape(-1, 4)
-        pred_boxes = _xywh_to_xyxy(preds)
 
-        matched_tr: dict[int, int] = {}  # track index -> det index
-        if len(self._tracks) and n_det:
-            iou = box_iou(pred_boxes, det_boxes)
-            for i, j in _greedy_match(iou, max(cfg.iou_match, 1e-6)):
-                matched_tr[i] = j
-            # second pass: the centre within one box size of the prediction (more while
-            # coasting), at a similar size
-            free_t = np.array([i for i in range(len(self._tracks)) if i not in matched_tr], dtype=np.int64)
-            used = set(matched_tr.values())
-            free_d = np.array([j for j in range(n_det) if j not in used], dtype=np.int64)
-            if len(free_t) and len(free_d):
-                dc = _xyxy_to_xywh(det_boxes[free_d])
-                pt = preds[free_t]
-                size_t = np.sqrt(np.prod(np.maximum(pt[:, 2:], 1e-6), axis=1))[:, None]
-                size_d = np.sqrt(np.prod(np.maximum(dc[:, 2:], 1e-6), axis=1))[None, :]
-                ratio = np.maximum(size_t / size_d, size_d / size_t)
-                dist = np.hypot(dc[None, :, 0] - pt[:, 0, None], dc[None, :, 1] - pt[:, 1, None]) / size_t
-                elapsed = np.array([max(t - self._tracks[i].t_last, 0.0) for i in free_t])[:, None]
-                reach = 1.0 + 2.0 * cfg.coast_margin_per_second * elapsed
-                score = np.where((dist <= reach) & (ratio <= _SIZE_RATIO_MATCH), 1.0 / (1.0 + dist), 0.0)
-                for a, b in _greedy_match(score, 1e-9):
-                    matched_tr[int(free_t[a])] = int(free_d[b])
+        w, h = frame_wh
+        # faces seen whole in this frame (a satellite's hosts): their cover boxes
+        hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not _at_edge(b, w, h)]
+        matched_tr, revived = self._match(preds, det_boxes, hosts, t, w, h)
 
         out_boxes: list[np.ndarray] = []
         out_scores: list[float] = []
@@ -236,7 +220,6 @@ class FaceTracker:
         out_ids: list[int] = []
         out_pred: list[bool] = []
         survivors: list[_Track] = []
-        w, h = frame_wh
 
         matched_boxes = det_boxes[sorted(matched_tr.values())] if matched_tr else np.zeros((0, 4))
         if n_det > 1:
@@ -248,9 +231,6 @@ class FaceTracker:
             overlapped = (ov > 0).any(axis=1)
         else:
             overlapped = np.zeros(n_det, bool)
-        # faces seen whole in this frame (a satellite's hosts): their cover boxes
-        hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not _at_edge(b, w, h)]
-        revived = self._reassociate(det_boxes, set(matched_tr.values()), preds, hosts, t, w, h)
         for i, tr in enumerate(self._tracks):
             j = matched_tr.get(i)
             if j is not None:
@@ -351,33 +331,65 @@ class FaceTracker:
         self._lost.append(tr)
         del self._lost[:-_MAX_LOST]
 
-    def _reassociate(self, det_boxes: np.ndarray, used: set[int], preds: np.ndarray, hosts: list[np.ndarray],
-                     t: float, w: int, h: int) -> dict[int, _Track]:
-        """Detection index -> the lost track it brings back (module docstring), removed from the
-        lost tracks."""
-        window = self.cfg.reassociate_seconds
-        self._lost = [tr for tr in self._lost if t - tr.t_lost <= window]
-        free = [j for j in range(len(det_boxes)) if j not in used and not self._satellite(det_boxes[j], hosts, w, h)]
-        if not self._lost or not free:
-            return {}
-        dc = _xyxy_to_xywh(det_boxes[free])
-        dist = np.array([_gate_distance(tr, dc, t) for tr in self._lost])  # (L, F), in lost box sizes
-        size_l = np.array([_size(_xyxy_to_xywh(tr.raw_box)) for tr in self._lost])[:, None]
-        ratio = np.maximum(size_l / _size(dc)[None, :], _size(dc)[None, :] / size_l)
-        ok = (dist <= 0) & (ratio <= _SIZE_RATIO_MATCH)
-        closeness = -dist  # how far inside the gate, in units of the gate's half-width
-        if len(preds):
-            # a live track nearer to the detection (in its own sizes) than the lost one's gate
-            # would claim it first
-            live = np.hypot(dc[None, :, 0] - preds[:, 0, None], dc[None, :, 1] - preds[:, 1, None]) / _size(preds)[:, None]
-            ok &= live.min(axis=0)[None, :] > _gate_reach(self._lost, dist, t)
-        score = np.where(ok, 1.0 + closeness, 0.0)
-        out: dict[int, _Track] = {}
-        for a, b in _greedy_match(score, 1e-9):
-            out[free[b]] = self._lost[a]
-        taken = {id(tr) for tr in out.values()}
+    def _match(self, preds: np.ndarray, det_boxes: np.ndarray, hosts: list[np.ndarray], t: float, w: int,
+               h: int) -> tuple[dict[int, int], dict[int, _Track]]:
+        """Live track index -> detection index, and detection index -> the lost track it brings
+        back (removed from the lost tracks). Two greedy passes, the lost tracks (inside their
+        gates) competing with the live ones in both (module docstring): IoU with the predicted
+        box, then centre distance."""
+        self._lost = [tr for tr in self._lost if t - tr.t_lost <= self.cfg.reassociate_seconds]
+        n_t, n_l, n_d = len(self._tracks), len(self._lost), len(det_boxes)
+        matched_tr: dict[int, int] = {}
+        if not n_d or not (n_t or n_l):
+            return matched_tr, {}
+        dc = _xyxy_to_xywh(det_boxes)
+        size_d = _size(dc)[None, :]
+        # lost tracks: distance from the way the face was heading (in its box sizes), inside the
+        # gate, at a similar size, never an edge satellite (that stays provisional)
+        dist_l = np.array([_gate_distance(tr, dc, t) for tr in self._lost]).reshape(n_l, n_d)
+        lost_xywh = np.array([_lost_prediction(tr, t) for tr in self._lost]).reshape(n_l, 4)
+        size_l = _size(lost_xywh)[:, None]
+        gate = np.array([_gate_half_width(tr, t) for tr in self._lost]).reshape(n_l, 1)
+        satellite = np.array([self._satellite(b, hosts, w, h) for b in det_boxes])[None, :]
+        ok_l = (dist_l <= gate) & (np.maximum(size_l / size_d, size_d / size_l) <= _SIZE_RATIO_MATCH) & ~satellite
+
+        # first pass: IoU with the predicted boxes (the lost ones where their faces were heading)
+        iou = box_iou(_xywh_to_xyxy(np.concatenate([preds.reshape(-1, 4), lost_xywh])), det_boxes)
+        iou[n_t:] = np.where(ok_l, iou[n_t:], 0.0)
+        pairs = _greedy_match(iou, max(self.cfg.iou_match, 1e-6))
+        # second pass: the centre within one box size of a live prediction (more while coasting),
+        # at a similar size (fast motion, where the IoU drops to 0), or inside a lost one's gate
+        rows = {a for a, _ in pairs}
+        cols = {b for _, b in pairs}
+        pt = preds.reshape(-1, 4)
+        size_t = _size(pt)[:, None]
+        dist_t = np.hypot(dc[None, :, 0] - pt[:, 0, None], dc[None, :, 1] - pt[:, 1, None]) / size_t
+        elapsed = np.array([max(t - tr.t_last, 0.0) for tr in self._tracks]).reshape(n_t, 1)
+        ok_t = dist_t <= 1.0 + 2.0 * self.cfg.coast_margin_per_second * elapsed
+        ok_t &= np.maximum(size_t / size_d, size_d / size_t) <= _SIZE_RATIO_MATCH
+        dist = np.concatenate([dist_t, dist_l])
+        score = np.where(np.concatenate([ok_t, ok_l]), 1.0 / (1.0 + dist), 0.0)
+        score[sorted(rows)] = 0.0
+        score[:, sorted(cols)] = 0.0
+        pairs += _greedy_match(score, 1e-9)
+
+        lost_pairs = []
+        for a, b in pairs:
+            if a < n_t:
+                matched_tr[a] = b
+            else:
+                lost_pairs.append((a - n_t, b))
+        # a lost track never takes a detection nearer (in its own sizes) to a live track that has
+        # its detection in this frame: a second box beside a live face is not the lost face
+        matched = sorted(matched_tr)
+        revived: dict[int, _Track] = {}
+        for a, b in lost_pairs:
+            if matched and (dist_t[matched, b] <= dist_l[a, b]).any():
+                continue
+            revived[b] = self._lost[a]
+        taken = {id(tr) for tr in revived.values()}
         self._lost = [tr for tr in self._lost if id(tr) not in taken]
-        return out
+        return matched_tr, revived
 
     def _revive(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool) -> None:
         """A lost track re-found at ``box``: the filter restarts there, its velocity the mean one
@@ -492,28 +504,35 @@ def _gate_half_width(tr: _Track, t: float) -> float:
     return min(_REASSOC_GATE + _REASSOC_GATE_PER_S * max(t - tr.t_last, 0.0), _REASSOC_GATE_MAX)
 
 
-def _gate_distance(tr: _Track, centres: np.ndarray, t: float) -> np.ndarray:
-    """(F,) for detections' (F, 4) cx, cy, w, h: their centres' distance from the segment the lost
-    face was heading along (last centre -> moved at its velocity, bounded), in units of the gate's
-    half-width, minus 1: <= 0 inside the gate."""
-    z = _xyxy_to_xywh(tr.raw_box)
-    size = float(_size(z))
-    p0 = z[:2]
+def _travel(tr: _Track, t: float) -> np.ndarray:
+    """How far a lost face's velocity would have carried its centre by ``t`` (bounded)."""
+    size = float(_size(_xyxy_to_xywh(tr.raw_box)))
     travel = tr.v[:2] * max(t - tr.t_last, 0.0)
     n = float(np.hypot(*travel))
     if n > _REASSOC_MAX_TRAVEL * size:
-        travel *= _REASSOC_MAX_TRAVEL * size / n
+        travel = travel * (_REASSOC_MAX_TRAVEL * size / n)
+    return travel
+
+
+def _lost_prediction(tr: _Track, t: float) -> np.ndarray:
+    """cx, cy, w, h where a lost face would be at ``t`` had it kept its velocity (bounded), at its
+    last size."""
+    z = _xyxy_to_xywh(tr.raw_box)
+    z[:2] += _travel(tr, t)
+    return z
+
+
+def _gate_distance(tr: _Track, centres: np.ndarray, t: float) -> np.ndarray:
+    """(F,) for detections' (F, 4) cx, cy, w, h: their centres' distance from the segment the lost
+    face was heading along (last centre -> moved at its velocity, bounded), in its box sizes."""
+    z = _xyxy_to_xywh(tr.raw_box)
+    size = float(_size(z))
+    p0 = z[:2]
+    travel = _travel(tr, t)
     c = np.asarray(centres, dtype=np.float64)[:, :2]
     seg2 = float(travel @ travel)
     u = np.clip(((c - p0) @ travel) / seg2, 0.0, 1.0) if seg2 > 0 else np.zeros(len(c))
-    d = np.hypot(*(c - (p0 + u[:, None] * travel)).T) / size
-    return d / _gate_half_width(tr, t) - 1.0
-
-
-def _gate_reach(lost: list[_Track], dist: np.ndarray, t: float) -> np.ndarray:
-    """(L, F) the detections' distances from the lost tracks' segments, back in box sizes."""
-    hw = np.array([_gate_half_width(tr, t) for tr in lost])[:, None]
-    return (dist + 1.0) * hw
+    return np.hypot(*(c - (p0 + u[:, None] * travel)).T) / size
 
 
 def _kp_rel(kps: np.ndarray, xywh: np.ndarray) -> np.ndarray:
