@@ -101,6 +101,28 @@ def test_a_second_box_beside_a_live_face_does_not_take_a_lost_id() -> None:
     assert tracker.reassociations == 0
 
 
+def test_two_faces_crossing_while_lost_keep_their_own_ids() -> None:
+    """B is lost (its coast ran out), A still coasting, when B is found again where it was heading
+    and overlapping A's prediction: B takes its own id back, A keeps coasting and is found too."""
+    tracker = FaceTracker(TrackConfig(), FPS)
+    a = lambda t: (200.0 + 60.0 * t, 180.0, 80.0)  # noqa: E731  track 1, walking right
+    b = lambda t: (400.0 - 60.0 * t, 235.0, 80.0)  # noqa: E731  track 2, walking left, crossing below A
+
+    def faces(t: float) -> list[tuple[float, float, float]]:
+        out = []
+        if t < 1.9 or t >= 2.1:
+            out.append(a(t))
+        if t < 1.0 or t >= 2.0:
+            out.append(b(t))
+        return out
+
+    _run(tracker, 2.5, faces)
+    covered = tracker.update(_dets(a(2.5), b(2.5)), 2.5, FRAME)
+    centre_x = (covered.boxes[:, 0] + covered.boxes[:, 2]) / 2
+    assert dict(zip(covered.track_ids.tolist(), np.round(centre_x).tolist())) == {1: 350.0, 2: 250.0}
+    assert tracker.total_tracks == 2 and tracker.reassociations == 1
+
+
 @pytest.mark.parametrize("after, size, same_track", [
     (1.5, 80.0, True),  # within the window at the same place: the same track (position only)
     (3.0, 80.0, False),  # after the window (0.5 s coast + 2 s): a new track
