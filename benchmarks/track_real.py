@@ -1,7 +1,7 @@
 """Tracking on real footage: is the one person in view one track?
 
     .venv/bin/python benchmarks/track_real.py [--clips NAME ...] [--paths files live] [--frames N]
-                                              [--png /tmp/breaks] [--cli]
+                                              [--png /tmp/breaks] [--cli] [--dropout SECONDS]
 
 The shared sample clips (../shared/media) where the number of people in view is known: one person
 each (WolfgangLanger_Pexels.mp4 and single_face.mp4 throughout, carphone_pristine.mp4 throughout,
@@ -18,6 +18,14 @@ coasting = the detector missed it, lost = its coast ran out) with its last box, 
 distance. ``--png DIR`` writes the frames around each birth with the detections (green, score)
 and the covered tracks (id; dashed = coasting) drawn, to look at. ``--cli`` also runs
 ``streamdp run --mechanism pixelate --report`` on each clip and prints the report's track count.
+
+``--dropout SECONDS``: a stress test of re-association (``track.reassociate_seconds``). Each clip
+and path is run once as it is (the baseline: where the person is in view), then the detector's
+whole output (its search and the confirmations where tracks are expected) is removed for SECONDS
+at a few points while the person is in view (``dropout_windows``: 3 where there is room, else 1,
+evenly spaced) and it is run twice more, with re-association on (the default window) and off (0):
+tracks per person with and without, and the re-associations made. A dropout longer than the coast
+(0.5 s) loses the track; without re-association the person comes back as a new track each time.
 """
 
 from __future__ import annotations
@@ -59,8 +67,36 @@ class FrameRecord:
     predicted: np.ndarray  # (N,) coasting (no detection this frame)
 
 
-def run_clip(path: Path, files: bool, max_frames: int | None = None, config=None) -> list[FrameRecord]:
-    """Every frame's detections and tracker output."""
+def dropout_windows(start: float, end: float, dropout: float) -> list[tuple[float, float]]:
+    """[start, end) times where the detector's output is removed, in the span ``start``-``end``
+    (s) where the person is in view: 3 evenly spaced windows of ``dropout`` s where there is room
+    for them with a second of view around each, else 1 in the middle."""
+    span = end - start
+    n = 3 if span >= 4 * (dropout + 1.0) else 1
+    centres = [start + span * (k + 1) / (n + 1) for k in range(n)]
+    return [(c - dropout / 2, c + dropout / 2) for c in centres]
+
+
+class _Blind:
+    """Wraps a detector's ``detect_batch``: no faces at all in the frames inside ``windows``."""
+
+    def __init__(self, detect_batch, windows: list[tuple[float, float]]) -> None:  # type: ignore[no-untyped-def]
+        self.detect_batch, self.windows, self.t = detect_batch, windows, 0.0
+        self.frames_blind = 0
+
+    def __call__(self, images, indices, hints=None):  # type: ignore[no-untyped-def]
+        if any(a <= self.t < b for a, b in self.windows):
+            from streamdp.types import Detections
+
+            self.frames_blind += len(images)
+            return [Detections.empty() for _ in images]
+        return self.detect_batch(images, indices, hints)
+
+
+def run_clip(path: Path, files: bool, max_frames: int | None = None, config=None,
+             dropout: list[tuple[float, float]] | None = None, stats: dict | None = None) -> list[FrameRecord]:
+    """Every frame's detections and tracker output. ``dropout``: [start, end) times (s) with the
+    detector's output removed; ``stats`` gets the tracker's re-associations and the blind frames."""
     from streamdp.builder import build_face_stage
     from streamdp.config import Config
     from streamdp.source import VideoSource
@@ -70,11 +106,14 @@ def run_clip(path: Path, files: bool, max_frames: int | None = None, config=None
     fps = float(source.info.fps) or 25.0
     lookback = config.track.lookback_seconds * fps if files else 0.0
     stage = build_face_stage(config, fps, lookback_frames=lookback)
+    blind = _Blind(stage.detector.detect_batch, dropout or [])
+    stage.detector.detect_batch = blind  # type: ignore[method-assign]
     records: list[FrameRecord] = []
     try:
         for frame in source.frames():
             if max_frames is not None and frame.index >= max_frames:
                 break
+            blind.t = frame.time_s if frame.time_s is not None else frame.index / fps
             job = stage.process(frame)
             det = stage.last_detected
             f = job.faces
@@ -84,7 +123,57 @@ def run_clip(path: Path, files: bool, max_frames: int | None = None, config=None
             records.append(rec)
     finally:
         stage.close()
+    if stats is not None:
+        stats["reassociations"] = stage.tracker.reassociations
+        stats["frames_blind"] = blind.frames_blind
     return records
+
+
+def people(name: str) -> int:
+    """People in view in the clip (all the listed clips have one at a time)."""
+    return 1 if name in CLIPS else 0
+
+
+def dropout_stress(media: Path, clips: list[str], paths: list[str], seconds: float, max_frames: int | None) -> list[dict]:
+    """Tracks per person with re-association on and off, the detector blind for ``seconds`` at a
+    few points of each clip."""
+    from streamdp.config import Config
+
+    rows = []
+    for name in clips:
+        path = media / name
+        for mode in paths:
+            base = run_clip(path, files=mode == "files", max_frames=max_frames)
+            seen = [r.t for r in base if len(r.det_boxes)]
+            if not seen:
+                print(f"{name} [{mode}]: no face found, nothing to drop", flush=True)
+                continue
+            windows = dropout_windows(seen[0], seen[-1], seconds)
+            row: dict = {"clip": name, "path": mode, "windows": [(round(a, 2), round(b, 2)) for a, b in windows],
+                         "baseline_tracks": analyse(base)["tracks"]}
+            for label, window_s in (("on", None), ("off", 0.0)):
+                config = Config()
+                if window_s is not None:
+                    config = config.model_copy(update={"track": config.track.model_copy(update={"reassociate_seconds": window_s})})
+                stats: dict = {}
+                a = analyse(run_clip(path, files=mode == "files", max_frames=max_frames, config=config,
+                                     dropout=windows, stats=stats))
+                row[label] = {"tracks": a["tracks"], "reassociations": stats["reassociations"],
+                              "frames_blind": stats["frames_blind"], "longest_frames": a["longest_frames"],
+                              "face_frames": a["face_frames"]}
+            rows.append(row)
+            n = max(people(name), 1)
+            print(f"{name} [{mode}] dropout {seconds:g} s at {row['windows']}: tracks per person "
+                  f"{row['on']['tracks'] / n:g} with re-association ({row['on']['reassociations']} made), "
+                  f"{row['off']['tracks'] / n:g} without, {row['baseline_tracks'] / n:g} with no dropout; "
+                  f"{row['on']['frames_blind']} blind frames", flush=True)
+    print("| clip | path | dropouts | tracks per person: no dropout | re-association on | off | re-associations |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        n = max(people(r["clip"]), 1)
+        print(f"| {r['clip']} | {r['path']} | {len(r['windows'])} x {seconds:g} s | {r['baseline_tracks'] / n:g} | "
+              f"{r['on']['tracks'] / n:g} | {r['off']['tracks'] / n:g} | {r['on']['reassociations']} |")
+    return rows
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -250,10 +339,18 @@ def main() -> int:
     p.add_argument("--png", type=Path, default=None, help="write the frames around each birth here")
     p.add_argument("--cli", action="store_true", help="also count tracks with `streamdp run --mechanism pixelate`")
     p.add_argument("--json", type=Path, default=None, help="write the per-clip figures here")
+    p.add_argument("--dropout", type=float, default=None, metavar="SECONDS",
+                   help="instead: remove the detector's output for SECONDS at a few points of each clip and "
+                        "count tracks per person with and without re-association")
     args = p.parse_args()
     if not args.media.is_dir():
         print(f"shared media not found at {args.media}", file=sys.stderr)
         return 2
+    if args.dropout is not None:
+        rows = dropout_stress(args.media, args.clips, args.paths, args.dropout, args.frames)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
     rows = []
     for name in args.clips:
         path = args.media / name
