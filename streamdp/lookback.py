@@ -10,7 +10,9 @@ box added to a frame ``dt`` before the first detection is grown by that much tim
 side (a face moving into its first detected place came from somewhere near it). The cost is a
 delay of that window, nothing else.
 
-Tracks present in the very first frame are not dilated backwards (there is nothing before).
+Tracks present in the very first frame are not dilated backwards (there is nothing before). A
+track that comes back after frames without it (the tracker re-associated a lost face) is dilated
+again, like a new one.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class LookbackDilator:
         self.grow_per_second = float(grow_per_second)
         self.fps = float(fps) if fps > 0 else 25.0
         self._held: deque[tuple[float, FrameJob]] = deque()
-        self._seen: set[int] = set()
+        self._prev: set[int] = set()  # the track ids of the last frame pushed
         self.faces_added = 0
 
     def _time(self, job: FrameJob) -> float:
@@ -44,8 +46,11 @@ class LookbackDilator:
             yield job
             return
         ids = job.faces.track_ids
-        born = np.array([tid >= 0 and tid not in self._seen for tid in ids], dtype=bool)
-        self._seen.update(int(tid) for tid in ids if tid >= 0)
+        # a track absent from the previous frame starts here: a new one, or one the tracker took
+        # back after losing it (track.reassociate_seconds) - either way its face was not covered
+        # in the frames just before
+        born = np.array([tid >= 0 and tid not in self._prev for tid in ids], dtype=bool)
+        self._prev = {int(tid) for tid in ids if tid >= 0}
         if born.any() and self._held:
             new = job.faces[born]
             new.predicted[:] = True

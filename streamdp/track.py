@@ -40,10 +40,10 @@ dropped, with its last detected box and velocity. A detection takes a remembered
 back when
 
 * its centre lies within a gate around the way the face was heading: the segment from its last
-  centre to where its velocity would have taken it (at most ``_REASSOC_MAX_TRAVEL`` box sizes),
-  widened by ``_REASSOC_GATE`` box sizes plus ``_REASSOC_GATE_PER_S`` per second lost (at most
-  ``_REASSOC_GATE_MAX``): a face that stopped, or kept walking, or anything in between;
-* its size is within ``_SIZE_RATIO_MATCH`` (2x) of the lost box;
+  centre to where its velocity would have taken it (at most ``REASSOC_MAX_TRAVEL`` box sizes),
+  widened by ``REASSOC_GATE`` box sizes plus ``REASSOC_GATE_PER_S`` per second lost (at most
+  ``REASSOC_GATE_MAX``): a face that stopped, or kept walking, or anything in between;
+* its size is within ``SIZE_RATIO_MATCH`` (2x) of the lost box;
 * it is not an edge satellite (a provisional box stays provisional);
 * no live track that has its detection in this frame is nearer to it (in that track's box sizes):
   a second box beside a live face is not a lost face coming back.
@@ -53,103 +53,43 @@ face was heading, then by distance in box sizes), best first, one detection each
 again beside a coasting one (two people crossing while the detector is blind) takes its own id
 back instead of the coasting track taking it. Tracks that left the frame (edge holds) are not
 remembered: their hold at the edge already keeps them for a face coming back there. At most
-``_MAX_LOST`` tracks are remembered (oldest dropped). There is no appearance check: on the
+``MAX_LOST`` tracks are remembered (oldest dropped). There is no appearance check: on the
 synthetic scenes and the real clips no re-association joined two people (see docs/privacy.md §5,
 which also says what a wrong one would cost: nothing in ε, as dp-image's own relink).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .config import TrackConfig
 from .detect import box_ioa, box_iou
 from .types import NUM_KEYPOINTS, Detections
-
-_ALPHA = 0.7  # position/size gain of the alpha-beta filter
-_BETA = 0.3  # velocity gain
-_MAX_SPEED = 4.0  # clamp |centre velocity| to this many box sizes per second
-_MAX_GROWTH = 1.0  # clamp |size velocity| to this fraction of the size per second
-_MIN_DT = 1e-3
-_SIZE_RATIO_MATCH = 2.0  # second-pass matching: sizes within this factor
-_SIZE_HORIZON_S = 0.25  # coasting: extrapolate the size's change this long at most
-_HOLD_INSIDE = 0.4  # a track leaving the frame is held with this fraction of its box inside
-_OCCLUDED_IOA = 0.3
-_NEAR_GROWTH = 0.5  # faces this close (fraction of their size per side) do not teach motion  # a lost track this much inside a detected face's box is behind it
-# Re-association of lost tracks (module docstring); distances in units of the lost box's size
-_REASSOC_MAX_TRAVEL = 3.0  # how far the lost face's velocity may carry the gate's far end
-_REASSOC_GATE = 1.0  # the gate's half-width at once ...
-_REASSOC_GATE_PER_S = 0.5  # ... growing this much per second since the last detection ...
-_REASSOC_GATE_MAX = 2.0  # ... up to this
-_MAX_LOST = 32  # remembered lost tracks at most (bounded memory on endless streams)
-
-
-@dataclass
-class _Track:
-    id: int
-    x: np.ndarray  # (4,) cx, cy, w, h (filtered)
-    v: np.ndarray  # (4,) per second
-    kp_rel: np.ndarray  # (6, 2) keypoints relative to the centre, in units of (w, h)
-    raw_box: np.ndarray  # (4,) xyxy of the last detection
-    score: float
-    t_last: float  # time of the last detection
-    first_seen: float
-    frames_detected: int = 1
-    frames_coasted: int = 0
-    #: (w, h) of the last whole view of the face (not cut by the edge, not overlapped)
-    whole_size: np.ndarray | None = None
-    #: set when the track left the frame: its box held at the edge it left by (cx, cy, w, h)
-    held: np.ndarray | None = None
-    #: coasting limit in force (s since the last detection): coast, occlusion or edge hold
-    hold_until: float = 0.0
-    #: a satellite of another face at the frame's edge, not (yet) a track: id -1 in the output
-    provisional: bool = False
-    #: when the track was dropped (lost; remembered for re-association)
-    t_lost: float = 0.0
-
-    def predict(self, t: float) -> np.ndarray:
-        """cx, cy, w, h at time ``t``: the last detection moved with the filtered velocity."""
-        if self.held is not None:
-            return self.held.copy()
-        dt = max(t - self.t_last, 0.0)
-        z = _xyxy_to_xywh(self.raw_box)
-        x = z + self.v * dt
-        # size changes are extrapolated for a short while only (a face does not keep shrinking
-        # behind an occluder or past the edge); the coasting margin covers the rest
-        x[2:] = z[2:] + self.v[2:] * min(dt, _SIZE_HORIZON_S)
-        x[2:] = np.maximum(x[2:], 0.5 * z[2:])
-        return x
-
-
-def _xywh_to_xyxy(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    half = x[..., 2:] / 2
-    return np.concatenate([x[..., :2] - half, x[..., :2] + half], axis=-1)
-
-
-def _xyxy_to_xywh(b: np.ndarray) -> np.ndarray:
-    b = np.asarray(b, dtype=np.float64)
-    return np.concatenate([(b[..., :2] + b[..., 2:]) / 2, b[..., 2:] - b[..., :2]], axis=-1)
-
-
-def _greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Greedy assignment on a (T, D) score matrix: best pair first, each row/column once."""
-    pairs: list[tuple[int, int]] = []
-    if score.size == 0:
-        return pairs
-    s = np.where(score >= threshold, score, -np.inf).astype(np.float64)
-    for _ in range(min(s.shape)):
-        flat = int(np.argmax(s))
-        i, j = divmod(flat, s.shape[1])
-        if not np.isfinite(s[i, j]):
-            break
-        pairs.append((i, j))
-        s[i, :] = -np.inf
-        s[:, j] = -np.inf
-    return pairs
-
+from .track_state import (
+    ALPHA,
+    BETA,
+    HOLD_INSIDE,
+    MAX_GROWTH,
+    MAX_LOST,
+    MAX_SPEED,
+    MIN_DT,
+    NEAR_GROWTH,
+    OCCLUDED_IOA,
+    SIZE_RATIO_MATCH,
+    TrackState,
+    at_edge,
+    box_size,
+    gate_distance,
+    gate_half_width,
+    greedy_match,
+    held_at_edge,
+    kp_rel,
+    lost_prediction,
+    reach_inward,
+    visible,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
 
 class FaceTracker:
     """Turns per-frame detections into the set of faces to cover, with stable track ids."""
@@ -157,13 +97,13 @@ class FaceTracker:
     def __init__(self, cfg: TrackConfig | None = None, fps: float = 30.0) -> None:
         self.cfg = cfg if cfg is not None else TrackConfig()
         self.fps = float(fps) if fps and fps > 0 else 30.0
-        self._tracks: list[_Track] = []
+        self._tracks: list[TrackState] = []
         self._next_id = 1
         self._n_updates = 0
         self._t_prev: float | None = None
         self._stats: dict[int, dict] = {}
         #: tracks lost in view, oldest first, remembered for re-association
-        self._lost: list[_Track] = []
+        self._lost: list[TrackState] = []
         #: re-associations made (a lost track's id given back to a new detection)
         self.reassociations = 0
 
@@ -187,7 +127,7 @@ class FaceTracker:
         if not self._tracks:
             return np.zeros((0, 4))
         t = time_s if time_s is not None else self._n_updates / self.fps
-        return _xywh_to_xyxy(np.array([tr.predict(t) for tr in self._tracks]))
+        return xywh_to_xyxy(np.array([tr.predict(t) for tr in self._tracks]))
 
     def reset(self) -> None:
         """Forget the live and lost tracks (ids keep counting up: they are never reused)."""
@@ -211,7 +151,7 @@ class FaceTracker:
 
         w, h = frame_wh
         # faces seen whole in this frame (a satellite's hosts): their cover boxes
-        hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not _at_edge(b, w, h)]
+        hosts = [self._grow(b, cfg.box_margin) for b in det_boxes if not at_edge(b, w, h)]
         matched_tr, revived = self._match(preds, det_boxes, hosts, t, w, h)
 
         out_boxes: list[np.ndarray] = []
@@ -219,13 +159,13 @@ class FaceTracker:
         out_kps: list[np.ndarray] = []
         out_ids: list[int] = []
         out_pred: list[bool] = []
-        survivors: list[_Track] = []
+        survivors: list[TrackState] = []
 
         matched_boxes = det_boxes[sorted(matched_tr.values())] if matched_tr else np.zeros((0, 4))
         if n_det > 1:
             # near another face (boxes grown by half their size: heads and hair reach past the
             # face box), a face's box starts to shrink and shift before the boxes touch
-            near = np.array([self._grow(b, _NEAR_GROWTH) for b in det_boxes])
+            near = np.array([self._grow(b, NEAR_GROWTH) for b in det_boxes])
             ov = box_iou(near, near)
             np.fill_diagonal(ov, 0)
             overlapped = (ov > 0).any(axis=1)
@@ -236,13 +176,13 @@ class FaceTracker:
             if j is not None:
                 # a box cut by the frame's edge or overlapping another face is not the face's
                 # whole extent: its centre and size move for other reasons than motion
-                edge = _at_edge(det_boxes[j], w, h)
+                edge = at_edge(det_boxes[j], w, h)
                 trust = not edge and not overlapped[j]
                 self._correct(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t, trust)
                 if tr.provisional and not self._satellite(det_boxes[j], hosts, w, h):
                     self._promote(tr, t)
                 survivors.append(tr)
-                cover = _reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
+                cover = reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
                 box = self._grow(cover, cfg.box_margin, edge)
                 out_boxes.append(box)
                 out_scores.append(float(dets.scores[j]))
@@ -252,15 +192,15 @@ class FaceTracker:
                 continue
             elapsed = t - tr.t_last
             limit = cfg.coast_seconds
-            pred_xyxy = _xywh_to_xyxy(preds[i])
-            if tr.held is None and not _visible(pred_xyxy, w, h, min_inside=_HOLD_INSIDE):
+            pred_xyxy = xywh_to_xyxy(preds[i])
+            if tr.held is None and not visible(pred_xyxy, w, h, min_inside=HOLD_INSIDE):
                 # leaving the frame: hold the box at the edge it left by (a face that comes back
                 # there is covered from its first pixel, and re-found as the same track)
-                tr.held = _held_at_edge(preds[i], w, h)
+                tr.held = held_at_edge(preds[i], w, h)
                 tr.hold_until = elapsed + cfg.edge_hold_seconds  # counted from leaving
                 preds[i] = tr.held
-                pred_xyxy = _xywh_to_xyxy(preds[i])
-            elif len(matched_boxes) and (box_ioa(pred_xyxy[None], matched_boxes) >= _OCCLUDED_IOA).any():
+                pred_xyxy = xywh_to_xyxy(preds[i])
+            elif len(matched_boxes) and (box_ioa(pred_xyxy[None], matched_boxes) >= OCCLUDED_IOA).any():
                 # behind a face the detector does see: keep following it at its speed
                 tr.hold_until = max(tr.hold_until, t + cfg.occlusion_hold_seconds - tr.t_last)
             limit = max(limit, tr.hold_until)
@@ -268,7 +208,7 @@ class FaceTracker:
                 self._remember(tr, t)
                 continue  # dropped
             box = self._cover_xyxy(tr, preds[i], t)
-            if not _visible(box, w, h):
+            if not visible(box, w, h):
                 continue  # left the frame
             tr.frames_coasted += 1
             if not tr.provisional:
@@ -284,13 +224,13 @@ class FaceTracker:
         for j in range(n_det):
             if j in used:
                 continue
-            edge = _at_edge(det_boxes[j], w, h)
+            edge = at_edge(det_boxes[j], w, h)
             if j in revived:
                 tr = revived[j]
                 self._revive(tr, det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t,
                              whole=not edge and not overlapped[j])
                 survivors.append(tr)
-                cover = _reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
+                cover = reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
                 out_boxes.append(self._grow(cover, cfg.box_margin, edge))
                 out_scores.append(float(dets.scores[j]))
                 out_kps.append(dets.keypoints[j].astype(np.float64))
@@ -323,16 +263,16 @@ class FaceTracker:
         )
 
     # -- internals ----------------------------------------------------------------------------
-    def _remember(self, tr: _Track, t: float) -> None:
+    def _remember(self, tr: TrackState, t: float) -> None:
         """Keep a track lost in view for re-association (not one held at the edge: it left)."""
         if self.cfg.reassociate_seconds <= 0 or tr.provisional or tr.held is not None:
             return
         tr.t_lost = t
         self._lost.append(tr)
-        del self._lost[:-_MAX_LOST]
+        del self._lost[:-MAX_LOST]
 
     def _match(self, preds: np.ndarray, det_boxes: np.ndarray, hosts: list[np.ndarray], t: float, w: int,
-               h: int) -> tuple[dict[int, int], dict[int, _Track]]:
+               h: int) -> tuple[dict[int, int], dict[int, TrackState]]:
         """Live track index -> detection index, and detection index -> the lost track it brings
         back (removed from the lost tracks). Two greedy passes, the lost tracks (inside their
         gates) competing with the live ones in both (module docstring): IoU with the predicted
@@ -342,36 +282,36 @@ class FaceTracker:
         matched_tr: dict[int, int] = {}
         if not n_d or not (n_t or n_l):
             return matched_tr, {}
-        dc = _xyxy_to_xywh(det_boxes)
-        size_d = _size(dc)[None, :]
+        dc = xyxy_to_xywh(det_boxes)
+        size_d = box_size(dc)[None, :]
         # lost tracks: distance from the way the face was heading (in its box sizes), inside the
         # gate, at a similar size, never an edge satellite (that stays provisional)
-        dist_l = np.array([_gate_distance(tr, dc, t) for tr in self._lost]).reshape(n_l, n_d)
-        lost_xywh = np.array([_lost_prediction(tr, t) for tr in self._lost]).reshape(n_l, 4)
-        size_l = _size(lost_xywh)[:, None]
-        gate = np.array([_gate_half_width(tr, t) for tr in self._lost]).reshape(n_l, 1)
+        dist_l = np.array([gate_distance(tr, dc, t) for tr in self._lost]).reshape(n_l, n_d)
+        lost_xywh = np.array([lost_prediction(tr, t) for tr in self._lost]).reshape(n_l, 4)
+        size_l = box_size(lost_xywh)[:, None]
+        gate = np.array([gate_half_width(tr, t) for tr in self._lost]).reshape(n_l, 1)
         satellite = np.array([self._satellite(b, hosts, w, h) for b in det_boxes])[None, :]
-        ok_l = (dist_l <= gate) & (np.maximum(size_l / size_d, size_d / size_l) <= _SIZE_RATIO_MATCH) & ~satellite
+        ok_l = (dist_l <= gate) & (np.maximum(size_l / size_d, size_d / size_l) <= SIZE_RATIO_MATCH) & ~satellite
 
         # first pass: IoU with the predicted boxes (the lost ones where their faces were heading)
-        iou = box_iou(_xywh_to_xyxy(np.concatenate([preds.reshape(-1, 4), lost_xywh])), det_boxes)
+        iou = box_iou(xywh_to_xyxy(np.concatenate([preds.reshape(-1, 4), lost_xywh])), det_boxes)
         iou[n_t:] = np.where(ok_l, iou[n_t:], 0.0)
-        pairs = _greedy_match(iou, max(self.cfg.iou_match, 1e-6))
+        pairs = greedy_match(iou, max(self.cfg.iou_match, 1e-6))
         # second pass: the centre within one box size of a live prediction (more while coasting),
         # at a similar size (fast motion, where the IoU drops to 0), or inside a lost one's gate
         rows = {a for a, _ in pairs}
         cols = {b for _, b in pairs}
         pt = preds.reshape(-1, 4)
-        size_t = _size(pt)[:, None]
+        size_t = box_size(pt)[:, None]
         dist_t = np.hypot(dc[None, :, 0] - pt[:, 0, None], dc[None, :, 1] - pt[:, 1, None]) / size_t
         elapsed = np.array([max(t - tr.t_last, 0.0) for tr in self._tracks]).reshape(n_t, 1)
         ok_t = dist_t <= 1.0 + 2.0 * self.cfg.coast_margin_per_second * elapsed
-        ok_t &= np.maximum(size_t / size_d, size_d / size_t) <= _SIZE_RATIO_MATCH
+        ok_t &= np.maximum(size_t / size_d, size_d / size_t) <= SIZE_RATIO_MATCH
         dist = np.concatenate([dist_t, dist_l])
         score = np.where(np.concatenate([ok_t, ok_l]), 1.0 / (1.0 + dist), 0.0)
         score[sorted(rows)] = 0.0
         score[:, sorted(cols)] = 0.0
-        pairs += _greedy_match(score, 1e-9)
+        pairs += greedy_match(score, 1e-9)
 
         lost_pairs = []
         for a, b in pairs:
@@ -382,7 +322,7 @@ class FaceTracker:
         # a lost track never takes a detection nearer (in its own sizes) to a live track that has
         # its detection in this frame: a second box beside a live face is not the lost face
         matched = sorted(matched_tr)
-        revived: dict[int, _Track] = {}
+        revived: dict[int, TrackState] = {}
         for a, b in lost_pairs:
             if matched and (dist_t[matched, b] <= dist_l[a, b]).any():
                 continue
@@ -391,17 +331,17 @@ class FaceTracker:
         self._lost = [tr for tr in self._lost if id(tr) not in taken]
         return matched_tr, revived
 
-    def _revive(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool) -> None:
+    def _revive(self, tr: TrackState, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool) -> None:
         """A lost track re-found at ``box``: the filter restarts there, its velocity the mean one
         over the gap (the face kept walking, or stopped: either way what it did meanwhile)."""
-        z = _xyxy_to_xywh(box)
-        dt = max(t - tr.t_last, _MIN_DT)
-        size = _size(z)
+        z = xyxy_to_xywh(box)
+        dt = max(t - tr.t_last, MIN_DT)
+        size = box_size(z)
         v = np.zeros(4)
-        v[:2] = np.clip((z[:2] - _xyxy_to_xywh(tr.raw_box)[:2]) / dt, -_MAX_SPEED * size, _MAX_SPEED * size)
+        v[:2] = np.clip((z[:2] - xyxy_to_xywh(tr.raw_box)[:2]) / dt, -MAX_SPEED * size, MAX_SPEED * size)
         tr.x, tr.v = z.copy(), v
         tr.raw_box = np.asarray(box, dtype=np.float64).copy()
-        tr.kp_rel = _kp_rel(kps, z)
+        tr.kp_rel = kp_rel(kps, z)
         tr.score, tr.t_last = score, t
         tr.held, tr.hold_until = None, 0.0
         if whole:
@@ -414,13 +354,13 @@ class FaceTracker:
         self.reassociations += 1
 
     def _new_track(self, box: np.ndarray, kps: np.ndarray, score: float, t: float, whole: bool = True,
-                   provisional: bool = False) -> _Track:
-        x = _xyxy_to_xywh(box)
-        tr = _Track(
+                   provisional: bool = False) -> TrackState:
+        x = xyxy_to_xywh(box)
+        tr = TrackState(
             id=-1,
             x=x,
             v=np.zeros(4),
-            kp_rel=_kp_rel(kps, x),
+            kp_rel=kp_rel(kps, x),
             raw_box=np.asarray(box, dtype=np.float64).copy(),
             score=score,
             t_last=t,
@@ -433,7 +373,7 @@ class FaceTracker:
             self._promote(tr, t)
         return tr
 
-    def _promote(self, tr: _Track, t: float) -> None:
+    def _promote(self, tr: TrackState, t: float) -> None:
         """Make ``tr`` a track: its id (the next one) and its stats from ``t``."""
         tr.provisional = False
         tr.id = self._next_id
@@ -444,30 +384,30 @@ class FaceTracker:
         """Whether a detection is cut by the frame's border and lies mostly inside the cover box
         of a face detected whole in this frame (see the module's docstring)."""
         inside = self.cfg.edge_satellite_inside
-        if inside <= 0 or not hosts or not _at_edge(box, w, h):
+        if inside <= 0 or not hosts or not at_edge(box, w, h):
             return False
         return bool((box_ioa(np.asarray(box, np.float64)[None], np.array(hosts)) >= inside).any())
 
-    def _correct(self, tr: _Track, box: np.ndarray, kps: np.ndarray, score: float, t: float, trust_motion: bool = True) -> None:
-        dt = max(t - tr.t_last, _MIN_DT)
-        z = _xyxy_to_xywh(box)
+    def _correct(self, tr: TrackState, box: np.ndarray, kps: np.ndarray, score: float, t: float, trust_motion: bool = True) -> None:
+        dt = max(t - tr.t_last, MIN_DT)
+        z = xyxy_to_xywh(box)
         x_pred = tr.x + tr.v * dt
         r = z - x_pred
-        tr.x = x_pred + _ALPHA * r
+        tr.x = x_pred + ALPHA * r
         tr.x[2:] = np.maximum(tr.x[2:], 1.0)
         tr.held = None
         tr.hold_until = 0.0
         # an untrusted box (cut by the edge, overlapping another face) keeps the velocity learnt
         # from whole views of the face
-        v = tr.v + (_BETA / dt) * r if trust_motion else tr.v.copy()
+        v = tr.v + (BETA / dt) * r if trust_motion else tr.v.copy()
         if trust_motion:
             tr.whole_size = z[2:].copy()
         size = float(np.sqrt(tr.x[2] * tr.x[3]))
-        v[:2] = np.clip(v[:2], -_MAX_SPEED * size, _MAX_SPEED * size)
-        v[2:] = np.clip(v[2:], -_MAX_GROWTH * tr.x[2:], _MAX_GROWTH * tr.x[2:])
+        v[:2] = np.clip(v[:2], -MAX_SPEED * size, MAX_SPEED * size)
+        v[2:] = np.clip(v[2:], -MAX_GROWTH * tr.x[2:], MAX_GROWTH * tr.x[2:])
         tr.v = v
         tr.raw_box = np.asarray(box, dtype=np.float64).copy()
-        tr.kp_rel = _kp_rel(kps, z)
+        tr.kp_rel = kp_rel(kps, z)
         tr.score = score
         tr.t_last = t
         tr.frames_detected += 1
@@ -477,10 +417,10 @@ class FaceTracker:
         st["last_seen_s"] = t
         st["frames_detected"] += 1
 
-    def _cover_xyxy(self, tr: _Track, pred: np.ndarray, t: float) -> np.ndarray:
+    def _cover_xyxy(self, tr: TrackState, pred: np.ndarray, t: float) -> np.ndarray:
         elapsed = max(t - tr.t_last, 0.0)
         grow = self.cfg.box_margin + self.cfg.coast_margin_per_second * elapsed
-        return self._grow(_xywh_to_xyxy(pred), grow)
+        return self._grow(xywh_to_xyxy(pred), grow)
 
     @staticmethod
     def _grow(box: np.ndarray, frac: float, by_larger_side: bool = False) -> np.ndarray:
@@ -493,86 +433,3 @@ class FaceTracker:
         return np.concatenate([b[:2] - d, b[2:] + d])
 
 
-def _size(xywh: np.ndarray) -> np.ndarray:
-    """sqrt(w * h) of (..., 4) cx, cy, w, h boxes."""
-    x = np.asarray(xywh, dtype=np.float64)
-    return np.sqrt(np.maximum(x[..., 2], 1e-6) * np.maximum(x[..., 3], 1e-6))
-
-
-def _gate_half_width(tr: _Track, t: float) -> float:
-    """The re-association gate's half-width for lost track ``tr`` at ``t``, in its box sizes."""
-    return min(_REASSOC_GATE + _REASSOC_GATE_PER_S * max(t - tr.t_last, 0.0), _REASSOC_GATE_MAX)
-
-
-def _travel(tr: _Track, t: float) -> np.ndarray:
-    """How far a lost face's velocity would have carried its centre by ``t`` (bounded)."""
-    size = float(_size(_xyxy_to_xywh(tr.raw_box)))
-    travel = tr.v[:2] * max(t - tr.t_last, 0.0)
-    n = float(np.hypot(*travel))
-    if n > _REASSOC_MAX_TRAVEL * size:
-        travel = travel * (_REASSOC_MAX_TRAVEL * size / n)
-    return travel
-
-
-def _lost_prediction(tr: _Track, t: float) -> np.ndarray:
-    """cx, cy, w, h where a lost face would be at ``t`` had it kept its velocity (bounded), at its
-    last size."""
-    z = _xyxy_to_xywh(tr.raw_box)
-    z[:2] += _travel(tr, t)
-    return z
-
-
-def _gate_distance(tr: _Track, centres: np.ndarray, t: float) -> np.ndarray:
-    """(F,) for detections' (F, 4) cx, cy, w, h: their centres' distance from the segment the lost
-    face was heading along (last centre -> moved at its velocity, bounded), in its box sizes."""
-    z = _xyxy_to_xywh(tr.raw_box)
-    size = float(_size(z))
-    p0 = z[:2]
-    travel = _travel(tr, t)
-    c = np.asarray(centres, dtype=np.float64)[:, :2]
-    seg2 = float(travel @ travel)
-    u = np.clip(((c - p0) @ travel) / seg2, 0.0, 1.0) if seg2 > 0 else np.zeros(len(c))
-    return np.hypot(*(c - (p0 + u[:, None] * travel)).T) / size
-
-
-def _kp_rel(kps: np.ndarray, xywh: np.ndarray) -> np.ndarray:
-    k = np.asarray(kps, dtype=np.float64).reshape(NUM_KEYPOINTS, 2)
-    return (k - xywh[:2]) / np.maximum(xywh[2:], 1e-6)
-
-
-def _visible(box: np.ndarray, w: int, h: int, min_inside: float = 0.0) -> bool:
-    """Whether the box overlaps the frame (by more than ``min_inside`` of its width and height)."""
-    bw, bh = max(box[2] - box[0], 1e-6), max(box[3] - box[1], 1e-6)
-    iw = min(box[2], w) - max(box[0], 0)
-    ih = min(box[3], h) - max(box[1], 0)
-    return bool(iw > min_inside * bw and ih > min_inside * bh and iw > 0 and ih > 0)
-
-
-def _at_edge(box: np.ndarray, w: int, h: int) -> bool:
-    return bool(box[0] <= 1 or box[1] <= 1 or box[2] >= w - 1 or box[3] >= h - 1)
-
-
-def _reach_inward(box: np.ndarray, whole: np.ndarray | None, w: int, h: int) -> np.ndarray:
-    """A box cut by the frame's border, extended inwards to the face's whole width (height) as last
-    seen: however much of the face is outside, what is inside lies within that reach."""
-    b = np.asarray(box, dtype=np.float64).copy()
-    if whole is None:
-        return b
-    if b[0] <= 1:
-        b[2] = max(b[2], min(float(whole[0]), w))
-    if b[2] >= w - 1:
-        b[0] = min(b[0], max(w - float(whole[0]), 0.0))
-    if b[1] <= 1:
-        b[3] = max(b[3], min(float(whole[1]), h))
-    if b[3] >= h - 1:
-        b[1] = min(b[1], max(h - float(whole[1]), 0.0))
-    return b
-
-
-def _held_at_edge(xywh: np.ndarray, w: int, h: int) -> np.ndarray:
-    """The box moved back inside the frame until ``_HOLD_INSIDE`` of it shows, at the edge(s) it
-    crossed."""
-    cx, cy, bw, bh = (float(v) for v in xywh)
-    lo_x, hi_x = -(0.5 - _HOLD_INSIDE) * bw, w + (0.5 - _HOLD_INSIDE) * bw
-    lo_y, hi_y = -(0.5 - _HOLD_INSIDE) * bh, h + (0.5 - _HOLD_INSIDE) * bh
-    return np.array([min(max(cx, lo_x), hi_x), min(max(cy, lo_y), hi_y), bw, bh])

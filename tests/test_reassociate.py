@@ -142,17 +142,17 @@ def test_at_the_same_place_after_the_window_or_at_another_size_is_a_new_track(af
 
 
 def test_memory_of_lost_tracks_is_bounded_oldest_forgotten_first() -> None:
-    from streamdp import track
+    from streamdp import track_state as track
 
     tracker = FaceTracker(TrackConfig(reassociate_seconds=30.0), FPS)
-    n = track._MAX_LOST + 8
+    n = track.MAX_LOST + 8
     # n faces, one at a time, each seen for a frame and lost (0.6 s later: past its coast), on a
     # grid (each far from the others), all within the window
     step = 0.6
     for k in range(n):
         tracker.update(_dets((40.0 + 70.0 * (k % 9), 40.0 + 70.0 * (k // 9), 30.0)), k * step, FRAME)
     tracker.update(Detections.empty(), n * step, FRAME)
-    assert len(tracker._lost) == track._MAX_LOST
+    assert len(tracker._lost) == track.MAX_LOST
     # the oldest (id 1) is forgotten: found again where it was, it is a new track; the newest is not
     first = (40.0, 40.0, 30.0)
     last = (40.0 + 70.0 * ((n - 1) % 9), 40.0 + 70.0 * ((n - 1) // 9), 30.0)

@@ -147,23 +147,24 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def select_backend(preference: str = "auto") -> Generator:
+def select_backend(preference: str = "auto", threads: int | None = None) -> Generator:
     """``auto``: onnxruntime on CUDA when there is one, else OpenVINO on the CPU (measured faster
     there), else onnxruntime on the CPU. An explicit ``openvino`` / ``onnxruntime`` is obeyed or
     fails with a clear error; nothing falls back silently (the report names the backend).
 
     Cached per process: a folder run builds a mechanism per file, and loading the two networks
     takes ~2 s; the networks hold no state between calls (each mechanism serializes its own use,
-    and a file run uses one mechanism at a time)."""
+    and a file run uses one mechanism at a time). ``threads``: OpenVINO's CPU threads (None: all
+    cores; live renders in the background on one, beside the detector and the encoder)."""
     if preference not in ("auto", "openvino", "onnxruntime"):
         raise ModelError(f"unknown generator backend {preference!r}")
-    return _load_backend(preference, generator_data_dir())
+    return _load_backend(preference, generator_data_dir(), threads)
 
 
 @lru_cache(maxsize=4)
-def _load_backend(preference: str, data_dir: Path) -> Generator:
+def _load_backend(preference: str, data_dir: Path, threads: int | None = None) -> Generator:
     if preference == "openvino" or (preference == "auto" and not cuda_available() and _has("openvino")):
-        return OpenVinoGenerator(data_dir)
+        return OpenVinoGenerator(data_dir, threads)
     from .ir2onnx import cached_onnx_generator
 
     mapping, synthesis = cached_onnx_generator(data_dir)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +53,7 @@ GAN_FORMAT = "dpimage-gan-v1"
 YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
 YAW_GAIN = 0.6
 COLOUR_EMA = 0.25  # per-frame smoothing of the colour transform (no flicker, follows light changes)
+RENDER_NICE = 10  # live renders: nice of the background render thread (the stream's threads go first)
 RELINK_IOU = 0.3
 #: A predicted (coasting) box shows its track's generated face over the pixelation only this soon
 #: after the detector last saw the face; later, pixelation alone.
@@ -72,6 +74,14 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def _lower_priority() -> None:
+    """The calling thread yields the CPU to the stream's own threads (Linux: a thread's nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: renders at normal priority
+        pass
 
 
 @dataclass
@@ -118,7 +128,12 @@ class GanDpImage(Mechanism):
         self.crop_size = int(self.metadata["streamdp.crop_size"])
         self.latent_dim = int(self.metadata["streamdp.latent_dim"])
         self.space = LatentSpace.load(model_dir / "latent.npz", self.latent_dim, truncation=cfg.truncation)
-        self.generator = select_backend(cfg.generator_backend)
+        self.render_async = cfg.render == "async"
+        # Live renders in the background while the stream goes on (a new face pixelated
+        # meanwhile): on one CPU thread at a lower priority, so that a render (0.5 s on two cores,
+        # up to render_candidates x yaw_steps of them per release) never starves the detector and
+        # the encoder of the frames being published; files render on every core.
+        self.generator = select_backend(cfg.generator_backend, threads=1 if self.render_async else None)
         self.generator_name = GENERATOR_NAME
         self.renderer = FaceRenderer(self.generator, self.space, cfg.render_size)
         self.render_size = cfg.render_size
@@ -132,8 +147,8 @@ class GanDpImage(Mechanism):
         # Public randomness for the detail of each new face: independent of every input.
         self.rng = np.random.default_rng(secrets.randbits(128) if cfg.seed is None else cfg.seed + 1)
         self.pixelate = Pixelate(mechanism_config.pixelate, mechanism_config.feather)
-        self.render_async = cfg.render == "async"
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dp-render") if self.render_async else None
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="dp-render", initializer=_lower_priority)
+                      if self.render_async else None)
         self._render_lock = threading.Lock()  # the generator and its detector are used by one thread at a time
         # track key -> its release (a relinked track shares its predecessor's), least recent first
         self._by_track: OrderedDict[tuple[int, int], _Release] = OrderedDict()
