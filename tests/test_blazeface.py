@@ -284,3 +284,26 @@ def test_canvas_plan_covers_every_level_once_over_the_spread():
 def test_default_onnx_model_is_shipped():
     assert default_onnx_path().is_file()
     assert default_onnx_path().parent == default_model_path().parent
+
+
+def test_weighted_nms_equals_mediapipes_loop_on_crowded_candidates():
+    """The vectorized weighted NMS (cluster heads from greedy NMS, members by the first head
+    overlapping them) gives MediaPipe's loop's clusters: same heads and scores, the same
+    score-weighted boxes and keypoints, ties included."""
+    from streamdp.detect.blazeface import _weighted_nms_loop, weighted_nms
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = int(rng.integers(5, 400))
+        centre = rng.uniform(0, 400, (n, 2))
+        side = rng.uniform(5, 80, (n, 1)) * rng.uniform(0.8, 1.2, (n, 2))
+        boxes = np.concatenate([centre - side / 2, centre + side / 2], 1).astype(np.float32)
+        scores = rng.uniform(0.2, 1, n).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores, 1)  # many ties
+        kps = rng.uniform(0, 400, (n, 6, 2)).astype(np.float32)
+        fast, ref = weighted_nms(boxes, scores, kps), _weighted_nms_loop(boxes, scores, kps)
+        assert len(fast[0]) == len(ref[0])
+        np.testing.assert_array_equal(fast[1], ref[1])
+        np.testing.assert_allclose(fast[0], ref[0], atol=1e-2)
+        np.testing.assert_allclose(fast[2], ref[2], atol=1e-2)

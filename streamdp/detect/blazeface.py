@@ -159,8 +159,47 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float,
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, threshold: float = MIN_SUPPRESSION_THRESHOLD) -> Result:
     """MediaPipe's WEIGHTED non-maximum suppression (IoU > ``threshold`` joins a cluster).
 
-    The pairwise IoU matrix is computed once; the loop runs once per output cluster.
+    In score order, the best remaining box takes every remaining box overlapping it by more than
+    ``threshold`` and becomes their score-weighted mean. Its cluster heads are exactly greedy
+    NMS's kept boxes (a box no better box overlaps heads its own cluster), and a box joins the
+    first head, in score order, that overlaps it: so the heads come from OpenCV's C++ greedy NMS
+    and the clusters from one heads x boxes IoU matrix, no loop per cluster (a textured 720p
+    canvas gives hundreds of candidates: the loop took 26 ms a frame). Degenerate boxes take the
+    reference loop (``_weighted_nms_loop``).
     """
+    n = len(boxes)
+    if n == 0:
+        return boxes, scores, kps
+    wh = boxes[:, 2:] - boxes[:, :2]
+    if n <= 4 or not (wh > 0).all():
+        return _weighted_nms_loop(boxes, scores, kps, threshold)
+    import cv2
+
+    heads = np.asarray(cv2.dnn.NMSBoxes(np.concatenate([boxes[:, :2], wh], axis=1).astype(np.float64).tolist(),
+                                        scores.astype(np.float64).tolist(), 0.0, float(threshold)), dtype=np.int64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    heads = heads[np.argsort(rank[heads], kind="stable")]
+    lt = np.maximum(boxes[heads, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[heads, None, 2:], boxes[None, :, 2:])
+    iwh = np.clip(rb - lt, 0, None)
+    inter = iwh[..., 0] * iwh[..., 1]
+    area = wh[:, 0] * wh[:, 1]
+    over = inter / (area[heads, None] + area[None, :] - inter) > threshold
+    over &= rank[heads, None] <= rank[None, :]  # a head takes only boxes after it
+    over[np.arange(len(heads)), heads] = True
+    first = np.where(over.any(axis=0), np.argmax(over, axis=0), -1)  # each box's cluster
+    member = first[None, :] == np.arange(len(heads))[:, None]  # (heads, n)
+    w = member * scores[None, :].astype(np.float32)
+    tw = w.sum(axis=1)
+    out_b = (w @ boxes) / tw[:, None]
+    out_k = np.einsum("hn,nkc->hkc", w, kps) / tw[:, None, None]
+    return out_b.astype(np.float32), scores[heads].astype(np.float32), out_k.astype(np.float32)
+
+
+def _weighted_nms_loop(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, threshold: float = MIN_SUPPRESSION_THRESHOLD) -> Result:
+    """MediaPipe's weighted NMS as written: one loop per output cluster (the reference)."""
     n = len(boxes)
     if n == 0:
         return boxes, scores, kps
