@@ -65,6 +65,12 @@ import numpy as np
 from .config import TrackConfig
 from .detect import box_ioa, box_iou
 from .types import NUM_KEYPOINTS, Detections
+# A detection cut by the frame's edge or overlapping another face is not the face's whole extent
+# and its box is off centre (the model boxes the visible part): its cover grows by this much more
+# of its size per side (synthetic ground truth, files at 720p: the top 3-5 px rows of such faces
+# showed beside a box_margin-only cover).
+PARTIAL_MARGIN = 0.1
+
 from .track_state import (
     ALPHA,
     BETA,
@@ -183,7 +189,7 @@ class FaceTracker:
                     self._promote(tr, t)
                 survivors.append(tr)
                 cover = reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
-                box = self._grow(cover, cfg.box_margin, edge)
+                box = self._grow(cover, cfg.box_margin + (PARTIAL_MARGIN if edge or overlapped[j] else 0.0), edge)
                 out_boxes.append(box)
                 out_scores.append(float(dets.scores[j]))
                 out_kps.append(dets.keypoints[j].astype(np.float64))
@@ -207,7 +213,7 @@ class FaceTracker:
             if elapsed > limit:
                 self._remember(tr, t)
                 continue  # dropped
-            box = self._cover_xyxy(tr, preds[i], t)
+            box = self._cover_xyxy(tr, preds[i], t, partial=tr.held is not None or at_edge(tr.raw_box, w, h))
             if not visible(box, w, h):
                 continue  # left the frame
             tr.frames_coasted += 1
@@ -231,7 +237,7 @@ class FaceTracker:
                              whole=not edge and not overlapped[j])
                 survivors.append(tr)
                 cover = reach_inward(det_boxes[j], tr.whole_size, w, h) if edge else det_boxes[j]
-                out_boxes.append(self._grow(cover, cfg.box_margin, edge))
+                out_boxes.append(self._grow(cover, cfg.box_margin + (PARTIAL_MARGIN if edge or overlapped[j] else 0.0), edge))
                 out_scores.append(float(dets.scores[j]))
                 out_kps.append(dets.keypoints[j].astype(np.float64))
                 out_ids.append(tr.id)
@@ -241,7 +247,7 @@ class FaceTracker:
             tr = self._new_track(det_boxes[j], dets.keypoints[j], float(dets.scores[j]), t,
                                  whole=not edge and not overlapped[j], provisional=provisional)
             survivors.append(tr)
-            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin, edge))
+            out_boxes.append(self._grow(det_boxes[j], cfg.box_margin + (PARTIAL_MARGIN if edge or overlapped[j] else 0.0), edge))
             out_scores.append(float(dets.scores[j]))
             out_kps.append(dets.keypoints[j].astype(np.float64))
             out_ids.append(-1 if provisional else tr.id)
@@ -417,10 +423,12 @@ class FaceTracker:
         st["last_seen_s"] = t
         st["frames_detected"] += 1
 
-    def _cover_xyxy(self, tr: TrackState, pred: np.ndarray, t: float) -> np.ndarray:
+    def _cover_xyxy(self, tr: TrackState, pred: np.ndarray, t: float, partial: bool = False) -> np.ndarray:
+        """A coasting track's cover: its predicted box grown by the margin and the coasting growth;
+        ``partial`` (last seen cut by the edge, or held there): grown as a cut face is."""
         elapsed = max(t - tr.t_last, 0.0)
-        grow = self.cfg.box_margin + self.cfg.coast_margin_per_second * elapsed
-        return self._grow(xywh_to_xyxy(pred), grow)
+        grow = self.cfg.box_margin + self.cfg.coast_margin_per_second * elapsed + (PARTIAL_MARGIN if partial else 0.0)
+        return self._grow(xywh_to_xyxy(pred), grow, partial)
 
     @staticmethod
     def _grow(box: np.ndarray, frac: float, by_larger_side: bool = False) -> np.ndarray:

@@ -44,8 +44,9 @@ def test_each_person_is_one_track_and_no_face_frame_is_left_raw(scores: dict[str
     # before the detector or the edge hold has it
     assert r["face_frames_raw_any_pixel"] <= (2 if scene == "exit_reenter" else 0), r
     # IDF1 matches boxes by IoU; the edge hold (a box kept at the edge while the face is away) and
-    # the inward reach of cut boxes are deliberate over-cover that costs IoU, not identity
-    assert r["idf1"] > (0.6 if scene == "exit_reenter" else 0.85), r
+    # the inward reach and the extra margin of cut boxes (track.PARTIAL_MARGIN) are deliberate
+    # over-cover that costs IoU, not identity
+    assert r["idf1"] > {"exit_reenter": 0.6, "edge_slide": 0.8}.get(scene, 0.85), r
 
 
 @needs_synthetic
