@@ -353,17 +353,21 @@ def test_a_model_outside_streamdp_needs_the_explicit_flag(tmp_path: Path) -> Non
         DpImage(load_config(None, {"mechanism.name": "dp-image", "mechanism.dp_image.model": str(folder)}).mechanism, MechanismContext())
 
 
-def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("backend, filename", [("onnx", "face_detection_short_range.onnx"),
+                                               ("litert", "face_detection_short_range.tflite")])
+def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path, monkeypatch, backend, filename) -> None:
     from streamdp import model_files
+    from streamdp.config import DetectConfig
     from streamdp.detect import FaceDetector
 
-    FaceDetector().close()  # the real list: loads
+    if backend == "litert":
+        pytest.importorskip("ai_edge_litert", reason="LiteRT not installed here")
+    FaceDetector(DetectConfig(backend=backend)).close()  # the real list: loads
     bad = tmp_path / "SHA256SUMS"
-    bad.write_text(model_files.MANIFEST.read_text().replace(
-        model_files.sha256_of(model_files.MODELS / "face_detection_short_range.onnx"), "0" * 64))
+    bad.write_text(model_files.MANIFEST.read_text().replace(model_files.sha256_of(model_files.MODELS / filename), "0" * 64))
     monkeypatch.setattr(model_files, "MANIFEST", bad)
     with pytest.raises(ModelError, match="does not match its shipped checksum"):
-        FaceDetector()
+        FaceDetector(DetectConfig(backend=backend))
 
 
 def test_the_checksum_list_covers_every_shipped_model_file() -> None:
