@@ -60,8 +60,9 @@ class DetectConfig(Section):
     # How the pyramid's levels are searched: "canvas" = each level as one downscaled copy of the
     # frame in one model run (streamdp/detect/canvas.py: half the model work of the tiles, and no
     # tile border cuts a face); "tiles" = overlapping 128x128 views (all MediaPipe Tasks can do;
-    # the change gate works on tiles). "auto": canvas with onnx, tiles with mediapipe or with
-    # skip_unchanged.
+    # the change gate works on tiles). "auto": canvas for files, tiles live (40 px faces: the
+    # canvas left 2 of 576 face-frames with raw pixels where the tiles left none), and tiles with
+    # mediapipe or with skip_unchanged.
     search: Literal["auto", "canvas", "tiles"] = "auto"
     # ONNX Runtime threads of one detector. 1: a second thread cuts the detector's wall time by
     # ~40% but costs ~60% more CPU, which decode, the mechanism and x264 want on a small machine.
@@ -75,11 +76,16 @@ class DetectConfig(Section):
             raise ValueError("detect.skip_unchanged works with detect.search 'tiles' only")
         return self
 
-    def effective_search(self) -> str:
-        """"canvas" or "tiles" (see ``search``)."""
+    def effective_search(self, lookback_frames: float | None = None) -> str:
+        """"canvas" or "tiles" (see ``search``). "auto": live (``lookback_frames`` < 2) keeps the
+        tiles: on the 1280x720 size ladder (benchmarks/tracking.py --ladder, 2 seeds) live with
+        the canvas left 2 of 576 face-frames of 40 px faces with raw pixels, the tiles none;
+        files with the canvas (224 px) leave none from 32 px, as the tiles did."""
         if self.search != "auto":
             return self.search
-        return "tiles" if self.backend == "mediapipe" or self.skip_unchanged else "canvas"
+        if self.backend == "mediapipe" or self.skip_unchanged:
+            return "tiles"
+        return "tiles" if lookback_frames is not None and lookback_frames < 2 else "canvas"
 
     @field_validator("tile_every")
     @classmethod
@@ -113,8 +119,9 @@ class DetectConfig(Section):
 
     def for_pipeline(self, lookback_frames: float) -> DetectConfig:
         """This section with the "auto" schedule settled for a pipeline with that much look-back."""
-        return self.model_copy(update={"tile_size": self.effective_tile_size(lookback_frames),
-                                       "tile_every": self.effective_tile_every(lookback_frames)})
+        settled = self.model_copy(update={"search": self.effective_search(lookback_frames)})
+        return settled.model_copy(update={"tile_size": settled.effective_tile_size(lookback_frames),
+                                          "tile_every": settled.effective_tile_every(lookback_frames)})
 
     def effective_tile_every(self, lookback_frames: float) -> int:
         """The tile schedule: an explicit N, or "auto": N = the whole frames of look-back (a face
