@@ -12,11 +12,11 @@ face, so small faces need the frame searched in smaller pieces.
    non-square frame (``tiles.plan_tiles``). A face is reliably found only where it is at least
    ~0.1 of the model's 128 px, so a level of size ``s`` finds faces from ~``0.1*s`` and the next
    one from ~``0.2*s``: no face size falls between two levels.
-   ``cfg.search`` "canvas" (the default, ``canvas``): each level is the frame downscaled by
+   ``cfg.search`` "canvas" (the files default, ``canvas``): each level is the frame downscaled by
    ``s/128`` in one model run (the network is convolutional: a bigger input is a grid of anchors
    over all of it), mirrored 64 px beyond the searched edges, cut into overlapping bands that are
-   dealt over ``cfg.tile_every`` frames (files: the look-back; live: every frame). "tiles"
-   (``schedule``; what MediaPipe Tasks can run): overlapping 128x128 views of each level's size,
+   dealt over ``cfg.tile_every`` frames (files: the look-back; live, opt-in: every frame). "tiles"
+   (``schedule``; the live default, and what MediaPipe Tasks can run): overlapping 128x128 views of each level's size,
    ``frame i`` searching tiles ``i mod N``, plus mirrored edge tiles; an ``s``-grid with overlap
    ``o >= 0.25`` contains every face up to ``o*s`` whole (one 384-grid alone misses 150-250 px
    faces on 1080p whenever a tile border cuts them). Tracked faces are confirmed every frame in a
