@@ -85,7 +85,8 @@ class DetectConfig(Section):
             return self.search
         if self.backend == "mediapipe" or self.skip_unchanged:
             return "tiles"
-        return "tiles" if lookback_frames is not None and lookback_frames < 2 else "canvas"
+        # without a pipeline's look-back (a detector of its own, the Python API) as live does
+        return "canvas" if lookback_frames is not None and lookback_frames >= 2 else "tiles"
 
     @field_validator("tile_every")
     @classmethod
