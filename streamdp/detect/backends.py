@@ -46,10 +46,12 @@ class OnnxBackend:
     name = "onnx"
     batched = True
 
+    suffix = ".onnx"  # the model file this engine reads
+
     def __init__(self, model_path: Path | str | None, min_score: float, threads: int = 1) -> None:
-        path = Path(model_path) if model_path is not None else default_onnx_path()
-        if path.suffix == ".tflite":  # the MediaPipe file given: use the ONNX conversion beside it
-            path = path.with_suffix(".onnx")
+        path = Path(model_path) if model_path is not None else self._default_path()
+        if path.suffix in (".onnx", ".tflite"):  # the other engine's file given: use the one beside it
+            path = path.with_suffix(self.suffix)
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
         from ..model_files import is_shipped, verify_shipped
@@ -57,7 +59,7 @@ class OnnxBackend:
         if is_shipped(path):
             verify_shipped(path)
         #: the batched runner (replaceable, e.g. by one with other thread settings)
-        self.model: BlazeFaceRunner | None = BlazeFaceRunner(path, min_score=min_score, intra_op_threads=threads)
+        self.model: BlazeFaceRunner | None = self._open(path, min_score, threads)
         self.model_path = path
         self.min_score = min_score
         self.batches = 0
@@ -68,6 +70,14 @@ class OnnxBackend:
 
     def close(self) -> None:
         self.model = None
+
+    @staticmethod
+    def _default_path() -> Path:
+        return default_onnx_path()
+
+    @staticmethod
+    def _open(path: Path, min_score: float, threads: int) -> BlazeFaceRunner:
+        return BlazeFaceRunner(path, min_score=min_score, intra_op_threads=threads)
 
     @property
     def canvas_ok(self) -> bool:
@@ -185,23 +195,17 @@ class LiteRtBackend(OnnxBackend):
     (``litert.py``: faster on a CPU, above all on canvases)."""
 
     name = "litert"
+    suffix = ".tflite"
 
-    def __init__(self, model_path: Path | str | None, min_score: float, threads: int = 1) -> None:
+    @staticmethod
+    def _default_path() -> Path:
+        return default_model_path()
+
+    @staticmethod
+    def _open(path: Path, min_score: float, threads: int) -> BlazeFaceRunner:
         from .litert import LiteRtBlazeFace
 
-        path = Path(model_path) if model_path is not None else default_model_path()
-        if path.suffix == ".onnx":  # the ONNX conversion given: use the .tflite it was made from
-            path = path.with_suffix(".tflite")
-        if not path.is_file():
-            raise ModelError(f"face detection model not found: {path}")
-        from ..model_files import is_shipped, verify_shipped
-
-        if is_shipped(path):
-            verify_shipped(path)
-        self.model = LiteRtBlazeFace(path, min_score=min_score, threads=threads)
-        self.model_path = path
-        self.min_score = min_score
-        self.batches = 0
+        return LiteRtBlazeFace(path, min_score=min_score, threads=threads)
 
 
 Backend = OnnxBackend | LiteRtBackend | MediaPipeBackend

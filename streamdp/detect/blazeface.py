@@ -311,8 +311,12 @@ class BlazeFaceRunner:
         self.any_size = not all(isinstance(d, int) for d in inp.shape[1:3])
         if not self.any_size and list(inp.shape[1:3]) != [INPUT_SIZE, INPUT_SIZE]:
             raise ModelError(f"{path}: expected input [N, 128, 128, 3], got {inp.shape}")
-        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self._input = inp.name
+        self._init_processing(path, min_score, suppression_threshold)
+
+    def _init_processing(self, path: Path, min_score: float, suppression_threshold: float) -> None:
+        """The state the pre- and post-processing keep, whatever engine runs the model."""
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.model_path = path
         self.min_score = float(min_score)
         self.suppression_threshold = float(suppression_threshold)

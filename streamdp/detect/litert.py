@@ -53,13 +53,7 @@ class LiteRtBlazeFace(BlazeFaceRunner):
         self._interpreters: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self.providers = ["LiteRT (XNNPACK)"]
         self.any_size = True
-        self._anchors: dict[tuple[int, int], np.ndarray] = {}
-        self.model_path = path
-        self.min_score = float(min_score)
-        self.suppression_threshold = float(suppression_threshold)
-        self._buf = np.empty((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-        self.calls = 0
-        self.images = 0
+        self._init_processing(path, min_score, suppression_threshold)
         self._interpreter(INPUT_SIZE, INPUT_SIZE)  # load now: a broken model fails here, not mid-stream
 
     def _interpreter(self, h: int, w: int) -> Any:
