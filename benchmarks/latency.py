@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mechanism", default="pixelate")
     parser.add_argument("--deadline-ms", type=float, default=250.0)
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument("--report", type=Path, help="also keep the relay's own run report here")
     args = parser.parse_args(argv)
     if not args.video.is_file():
         print(f"video not found: {args.video}", file=sys.stderr)
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(relay.stderr[-3000:], file=sys.stderr)
                 return 1
             data = json.loads(report.read_text())
+            if args.report:
+                args.report.write_text(report.read_text())
         finally:
             if relay is not None:
                 relay.stop(signal.SIGKILL)

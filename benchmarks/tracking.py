@@ -35,10 +35,11 @@ def main() -> int:
     p.add_argument("--ladder", type=int, nargs="*", default=None,
                    help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
     p.add_argument("--search", choices=["auto", "canvas", "tiles"], default="auto", help="detect.search (how the pyramid is searched)")
+    p.add_argument("--no-gate", action="store_true", help="detect.skip_unchanged: false (search every due region whatever its pixels)")
     args = p.parse_args()
     from streamdp.config import Config
 
-    args.config = Config.model_validate({"detect": {"search": args.search}})
+    args.config = Config.model_validate({"detect": {"search": args.search, "skip_unchanged": not args.no_gate}})
     if args.ladder is not None:
         return ladder(args)
     size = tuple(int(v) for v in args.size.split("x"))

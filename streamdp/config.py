@@ -45,12 +45,12 @@ class DetectConfig(Section):
     # their outer half mirrored from the frame (a cut face becomes a whole one). "sides": left and
     # right edges (people walk in and out there), "all": all four, "off".
     edge_search: Literal["sides", "all", "off"] = "sides"
-    # Opt-in speed for static cameras: a scheduled tile whose pixels have not changed (no 32x32
-    # block by more than 6 grey levels) since its last search, with no tracked face in it, is not
-    # searched again, for up to 8 turns. Same pixels, same result; but a face that becomes
-    # detectable with less change than that waits up to 8 turns (live: 8 frames; files: 8 x the
-    # spread), longer than the files' look-back: off by default (files 720p: 19 -> 15 ms a frame).
-    skip_unchanged: bool = False
+    # The change gate (streamdp/detect/schedule.py ChangeGate): a scheduled tile or canvas band
+    # whose pixels outside the tracked faces have not changed (no 8x8 block by more than 6 grey
+    # levels) since its own last search is not searched again, for up to 8 frames live (2 turns
+    # of a spread search, files). Same pixels, same result: a static camera's background costs
+    # nothing after its first search; a moving camera searches everything as before.
+    skip_unchanged: bool = True
     # How the BlazeFace model runs: "litert" = LiteRT's XNNPACK kernels on the CPU
     # (streamdp/detect/litert.py: the fastest here, above all on canvases), "onnx" = ONNX Runtime
     # (CUDA when there is one), both with the same batched pre/post-processing as MediaPipe
@@ -62,7 +62,7 @@ class DetectConfig(Section):
     # tile border cuts a face); "tiles" = overlapping 128x128 views (all MediaPipe Tasks can do;
     # the change gate works on tiles). "auto": canvas for files, tiles live (40 px faces: the
     # canvas left 2 of 576 face-frames with raw pixels where the tiles left none), and tiles with
-    # mediapipe or with skip_unchanged.
+    # mediapipe.
     search: Literal["auto", "canvas", "tiles"] = "auto"
     # ONNX Runtime threads of one detector. 1: a second thread cuts the detector's wall time by
     # ~40% but costs ~60% more CPU, which decode, the mechanism and x264 want on a small machine.
@@ -72,8 +72,6 @@ class DetectConfig(Section):
     def _search_backend(self) -> DetectConfig:
         if self.search == "canvas" and self.backend == "mediapipe":
             raise ValueError("detect.search 'canvas' needs the litert or onnx backend (MediaPipe Tasks takes 128x128 views only)")
-        if self.search == "canvas" and self.skip_unchanged:
-            raise ValueError("detect.skip_unchanged works with detect.search 'tiles' only")
         return self
 
     def effective_search(self, lookback_frames: float | None = None) -> str:
@@ -83,7 +81,7 @@ class DetectConfig(Section):
         files with the canvas (224 px) leave none from 32 px, as the tiles did."""
         if self.search != "auto":
             return self.search
-        if self.backend == "mediapipe" or self.skip_unchanged:
+        if self.backend == "mediapipe":
             return "tiles"
         # without a pipeline's look-back (a detector of its own, the Python API) as live does
         return "canvas" if lookback_frames is not None and lookback_frames >= 2 else "tiles"

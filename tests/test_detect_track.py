@@ -415,3 +415,102 @@ def test_skip_unchanged_searches_only_tiles_that_changed(detector):
         found = det.detect_batch([moved], [2], [None])[0]
         assert det.last_timing["tile_calls"] > 0
         assert len(found) and (box_iou(full.boxes[:1], found.boxes) > 0.5).any()
+
+
+def _textured(h: int = 720, w: int = 1280, seed: int = 3) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def test_change_gate_masks_tracked_boxes_only():
+    """A region whose pixels changed only inside a tracked face's box is skipped; the same
+    change with no track there, or a change outside the box, makes it searched again."""
+    from streamdp.detect.schedule import ChangeGate
+
+    img = _textured()
+    gate = ChangeGate(refresh=8)
+    region = (("t", 0, 0, 384), 0, 0, 384, 384)
+    gate.begin(img, None)
+    assert gate.keep(*region)  # first sight: searched
+    gate.begin(img, None)
+    assert not gate.keep(*region)  # same pixels: skipped
+    moved = img.copy()
+    moved[100:180, 100:180] = 255 - moved[100:180, 100:180]
+    gate.begin(moved, np.array([[96.0, 96.0, 184.0, 184.0]]))
+    assert not gate.keep(*region)  # the change is all inside the tracked box
+    gate.begin(moved, None)
+    assert gate.keep(*region)  # no track there: a change like any other
+    outside = img.copy()
+    outside[300:324, 300:324] = 255 - outside[300:324, 300:324]  # a 24 px change
+    gate.begin(outside, np.array([[96.0, 96.0, 184.0, 184.0]]))
+    assert gate.keep(*region)
+
+
+def test_change_gate_refreshes_after_its_turns():
+    from streamdp.detect.schedule import ChangeGate
+
+    img = _textured()
+    gate = ChangeGate(refresh=2)
+    seen = []
+    for _ in range(7):
+        gate.begin(img, None)
+        seen.append(gate.keep(("b", 224, 0, 0, 256, 416), 0, 0, 448, 720))
+    assert seen == [True, False, False, True, False, False, True]
+
+
+@needs_media
+def test_canvas_search_skips_unchanged_bands_and_finds_a_new_face():
+    """The files path (canvas bands spread over the look-back): a static textured background
+    searches no band again once seen; a face pasted in makes its bands search again, and it is
+    found there."""
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    full = FaceDetector(DetectConfig()).detect(img, 0)
+    assert len(full)
+    x0, y0, x1, y1 = full.boxes[0].astype(int)
+    face = img[max(y0 - 20, 0) : y1 + 20, max(x0 - 20, 0) : x1 + 20]
+    bg = _textured()
+    cfg = DetectConfig().for_pipeline(6.0)
+    assert cfg.search == "canvas" and cfg.skip_unchanged
+    with FaceDetector(cfg, tile_every=cfg.tile_every) as det:
+        n = cfg.tile_every
+        for i in range(n):  # every band seen once
+            det.detect_batch([bg], [i], [None])
+        skipped0 = det.totals["tiles_skipped_unchanged"]
+        for i in range(n, 2 * n):
+            det.detect_batch([bg], [i], [None])
+            assert det.last_timing["tile_calls"] == 0
+        assert det.totals["tiles_skipped_unchanged"] > skipped0
+        withface = bg.copy()
+        fh, fw = face.shape[:2]
+        withface[400 : 400 + fh, 900 : 900 + fw] = face
+        found = []
+        for i in range(2 * n, 3 * n):
+            out = det.detect_batch([withface], [i], [None])[0]
+            found += [b for b in out.boxes if 880 <= (b[0] + b[2]) / 2 <= 920 + fw and 380 <= (b[1] + b[3]) / 2 <= 420 + fh]
+        assert found, "the pasted face was not found by the gated search"
+
+
+def test_rejection_memory_lasts_while_the_pixels_stay_the_same():
+    from streamdp.detect.schedule import ChangeGate
+    from streamdp.detect.verify import REJECT_MEMORY_FRAMES, RejectMemory
+
+    img = _textured()
+    gate = ChangeGate()
+    mem = RejectMemory()
+    box = np.array([200.0, 200.0, 260.0, 260.0])
+    gate.begin(img, None)
+    mem.remember(0, [(box, 0.4)], gate)
+    later = REJECT_MEMORY_FRAMES + 5
+    gate.begin(img, None)
+    assert len(mem.recall(later, gate)[0]) == 1  # same pixels: still rejected
+    changed = img.copy()
+    changed[210:250, 210:250] = 255 - changed[210:250, 210:250]
+    gate.begin(changed, None)
+    assert len(mem.recall(later + 1, gate)[0]) == 0  # changed: forgotten, looked at again
+    mem2 = RejectMemory()
+    gate.begin(img, None)
+    mem2.remember(0, [(box, 0.4)], None)
+    assert len(mem2.recall(later, gate)[0]) == 0  # without the gate's patch: the ordinary memory

@@ -154,6 +154,15 @@ def _mirrored(small: np.ndarray, lv: Level) -> np.ndarray:
     return canvas
 
 
+def band_rect(band: Band, lv: Level) -> tuple[float, float, float, float]:
+    """The part of the frame a band shows (frame pixels, clipped to the frame: its mirrored
+    margins repeat pixels inside it)."""
+    w, h = lv.cw * lv.fx, lv.ch * lv.fy
+    x0, x1 = (band.u0 - lv.pad_x) * lv.fx, (band.u1 - lv.pad_x) * lv.fx
+    y0, y1 = (band.v0 - lv.pad_y) * lv.fy, (band.v1 - lv.pad_y) * lv.fy
+    return max(x0, 0.0), max(y0, 0.0), min(x1, w), min(y1, h)
+
+
 def band_candidates(band: Band, lv: Level, b: np.ndarray, s: np.ndarray, k: np.ndarray) -> Candidates | None:
     """One band's detections (band pixels) as frame-pixel candidates; ``cut`` where a box
     touches an inner border of the band (another band goes on beyond it)."""

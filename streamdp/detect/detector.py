@@ -20,9 +20,9 @@ from ..config import DetectConfig
 from ..errors import ModelError
 from ..types import Detections
 from .backends import Backend, Result, View, open_backend, resolve_backend
-from .canvas import Band, CanvasPlan, band_candidates, build_canvas, plan_canvases
+from .canvas import Band, CanvasPlan, band_candidates, band_rect, build_canvas, plan_canvases
 from .candidates import CONFIRM, Candidates, finalize, from_view, merge
-from .schedule import ChangeGate, TileSchedule
+from .schedule import ChangeGate, TileSchedule, gate_refresh
 from .tiles import MirrorFrame, Tile, mirror_padded
 from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
 
@@ -67,7 +67,7 @@ class FaceDetector:
         self._canvas_plans: dict[tuple[int, int, int], CanvasPlan] = {}
         # the rejection memory and the change gate serve one stream's consecutive frames
         self._memory = RejectMemory(self.tile_every + 1)
-        self._gate = ChangeGate()
+        self._gate = ChangeGate(gate_refresh(self.tile_every))
         #: the last ``detect``/``detect_batch`` call: seconds by part, model images by kind and
         #: model invocations (``batches``: 1 per image with mediapipe, 1-2 per call with onnx);
         #: ``candidates``: merged first-look candidates (before the second looks).
@@ -139,9 +139,13 @@ class FaceDetector:
         # the rejection memory and the change gate serve one stream's consecutive frames
         # (detect / FaceStage); a batch of several frames is searched in full
         single = len(imgs) == 1
+        # the change gate sees each of one stream's frames once (its tracked boxes masked)
+        gate = self._gate if single and self.cfg.skip_unchanged else None
+        if gate is not None:
+            gate.begin(imgs[0], None if hints is None else hints[0])
 
         # 1. search: full frames and tiles, all in one go
-        views, owners, padded, n_tiles, n_confirm = self._search_views(imgs, frame_indices, hints, single)
+        views, owners, padded, n_tiles, n_confirm = self._search_views(imgs, frame_indices, hints, gate)
         t_full = t0
         if not self.runner.batched:  # mediapipe: time the full frame's call on its own, as before
             results = [self._run(*views[0])]
@@ -151,14 +155,14 @@ class FaceDetector:
             results = self._run_many(views)
         band_parts: list[list[Candidates]] = [[] for _ in imgs]
         if self.search == "canvas":
-            n_tiles += self._search_bands(imgs, frame_indices, band_parts)
+            n_tiles += self._search_bands(imgs, frame_indices, band_parts, gate)
         t_tiles = time.perf_counter()
         if self.runner.batched:
             t_full = t_tiles
         cands = self._candidates(imgs, owners, results, band_parts)
 
         # 2. second looks, all in one go
-        out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None)
+        out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None, gate)
         t_end = time.perf_counter()
         calls = len(views) + n_verify
         self.last_timing = {
@@ -181,7 +185,8 @@ class FaceDetector:
 
     # -- the steps of detect_batch --------------------------------------------------------------
     def _search_views(
-        self, imgs: list[np.ndarray], frame_indices: Sequence[int], hints: Sequence[np.ndarray | None] | None, single: bool
+        self, imgs: list[np.ndarray], frame_indices: Sequence[int], hints: Sequence[np.ndarray | None] | None,
+        gate: ChangeGate | None,
     ) -> tuple[list[View], list[Owner], dict[int, tuple[np.ndarray, int]], int, int]:
         """Every first-look view of the frames with its owner; the mirror-padded frames (frame ->
         ``MirrorFrame``) of the frames whose edges are searched; how many tile and confirmation views."""
@@ -198,10 +203,10 @@ class FaceDetector:
             else:
                 tiles, edges = self._schedule.due(w, h, fi, self.tile_every)
             hint = None if hints is None else hints[f]
-            if single and self.cfg.skip_unchanged:
-                skipped0 = self._gate.skipped
-                tiles, edges = self._gate.changed_only(img, tiles, edges, hint)
-                self.totals["tiles_skipped_unchanged"] += self._gate.skipped - skipped0
+            if gate is not None:
+                skipped0 = gate.skipped
+                tiles, edges = gate.changed_only(tiles, edges)
+                self.totals["tiles_skipped_unchanged"] += gate.skipped - skipped0
             n_tiles += len(tiles)
             self.totals["tile_passes"] += 1 if tiles else 0
             for tile in tiles:
@@ -236,13 +241,19 @@ class FaceDetector:
             plan = self._canvas_plans[key] = plan_canvases(width, height, self.cfg, self.tile_every)
         return plan
 
-    def _search_bands(self, imgs: list[np.ndarray], frame_indices: Sequence[int], parts: list[list[Candidates]]) -> int:
+    def _search_bands(self, imgs: list[np.ndarray], frame_indices: Sequence[int], parts: list[list[Candidates]],
+                      gate: ChangeGate | None = None) -> int:
         """Search every frame's due canvas bands (one model run per band shape, all frames
         together) and add their candidates to ``parts``; how many bands."""
         groups: dict[tuple[int, int], list[tuple[int, Band, np.ndarray]]] = {}
         for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
             plan = self.canvas_plan(img.shape[1], img.shape[0])
             due = plan.phases[fi % len(plan.phases)] if plan.phases else ()
+            if gate is not None and due:
+                kept = [b for b in due if gate.keep(("b", plan.levels[b.level].size, b.u0, b.v0, b.u1, b.v1),
+                                                         *band_rect(b, plan.levels[b.level]))]
+                self.totals["tiles_skipped_unchanged"] += len(due) - len(kept)
+                due = kept
             canvases: dict[int, np.ndarray] = {}
             for band in due:
                 if band.level not in canvases:
@@ -275,11 +286,12 @@ class FaceDetector:
         return [merge(Candidates.concat(p), self.cfg.nms_iou, self.new_face_score) for p in parts]
 
     def _second_looks(
-        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, MirrorFrame], stream_index: int | None
+        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, MirrorFrame], stream_index: int | None,
+        gate: ChangeGate | None = None,
     ) -> tuple[list[Detections], int]:
         """Every frame's faces after the second looks (all run in one go), and how many looks.
         ``stream_index``: the frame index of a single stream frame (the rejection memory's), else None."""
-        memory = self._memory.recall(stream_index) if stream_index is not None else None
+        memory = self._memory.recall(stream_index, gate) if stream_index is not None else None
         need = self.new_face_score
         if self.search == "canvas" and self.cfg.edge_search != "off":
             # a candidate cut by the frame's border is looked at again in the mirrored frame too
@@ -298,7 +310,7 @@ class FaceDetector:
             self.totals["verified"] += verified
             self.totals["rejected"] += len(rejected)
             if stream_index is not None:
-                self._memory.remember(stream_index, rejected)
+                self._memory.remember(stream_index, rejected, gate)
             n_verify += len(plan.todo)
             out.append(finalize(boxes, scores, kps, img.shape[1], img.shape[0], self.cfg.nms_iou))
         return out, n_verify

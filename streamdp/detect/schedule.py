@@ -1,8 +1,8 @@
 """The tile schedule: which planned tiles a given frame searches.
 
 ``TileSchedule`` caches the plans per frame size and spreads them over ``tile_every`` frames;
-``ChangeGate`` (``cfg.skip_unchanged``) drops the scheduled tiles whose pixels did not change since
-their own last search.
+``ChangeGate`` (``cfg.skip_unchanged``) drops the scheduled tiles (or canvas bands) whose pixels,
+outside the tracked faces, did not change since their own last search.
 """
 
 from __future__ import annotations
@@ -12,8 +12,15 @@ import numpy as np
 from ..config import DetectConfig
 from .tiles import Tile, plan_edge_tiles, plan_tiles
 
-GATE_LEVELS = 6  # grey levels of mean change in a 32x32 block that make a tile "changed"
-GATE_REFRESH = 8  # a tile is searched again after this many skipped turns whatever its pixels
+GATE_LEVELS = 6  # grey levels of mean change in an 8x8 block that make a region "changed"
+GATE_REFRESH = 8  # a region is searched again after this many skipped turns whatever its pixels
+
+
+def gate_refresh(every: int) -> int:
+    """Skipped turns after which the change gate searches a region again: ``GATE_REFRESH`` frames
+    live (every region due every frame), at least 2 turns when the search is spread (files: a
+    band due every 5th frame is then searched at least every 15th)."""
+    return max(2, -(-GATE_REFRESH // max(1, int(every))))
 
 
 class TileSchedule:
@@ -59,51 +66,113 @@ class TileSchedule:
 
 
 class ChangeGate:
-    """Skips a scheduled tile only when its own pixels have not changed since it was last searched
-    (no 32x32 block's mean absolute difference, on a 1/4 grey copy, above ``GATE_LEVELS``; each
-    tile keeps its own reference, so a neighbour's search never refreshes it), no tracked face is
-    in it (a face its last search found is a track now), and it was not skipped ``GATE_REFRESH``
-    turns in a row. Same pixels, same result: a static camera's background is not searched again
-    and again. Serves one stream's consecutive frames."""
+    """Skips a scheduled region (a tile, or a canvas band's part of the frame) only when its own
+    pixels have not changed since it was last searched, outside the tracked faces.
 
-    def __init__(self) -> None:
+    The test, on a 1/4 grey copy of the frame: the absolute difference to the region's copy at
+    its last search (each region keeps its own reference, so a neighbour's search never
+    refreshes it), averaged over 8x8 frame-pixel blocks; the region is changed when any block
+    outside the tracked faces' boxes differs by more than ``GATE_LEVELS`` grey levels. A face
+    needs more than one block to be found at all (24 px at least), so it cannot appear, leave or
+    turn without some block changing. Inside a tracked box change is expected (the face moves,
+    talks) and is not counted: that face is confirmed in its own view every frame, and anything
+    new wholly inside its box is under its cover. A region is searched again whatever its pixels
+    after ``refresh`` skipped turns in a row (what a re-search could still find is a face the
+    model missed on nearly the same pixels). Same pixels, same result: a static camera's
+    background is not searched again and again. Serves one stream's consecutive frames."""
+
+    def __init__(self, refresh: int = GATE_REFRESH) -> None:
+        self.refresh = max(0, int(refresh))
         self._size: tuple[int, int] | None = None
-        self._ref: dict[tuple[int, int, int], np.ndarray] = {}  # tile -> its 1/4 grey copy at its last search
-        self._skips: dict[tuple[int, int, int], int] = {}  # tile -> turns skipped in a row
-        #: tiles skipped so far
+        self._small: np.ndarray | None = None  # this frame's 1/4 grey copy
+        self._outside: np.ndarray | None = None  # 1 outside the tracked boxes (1/4 scale), None: no box
+        self._ref: dict[tuple, np.ndarray] = {}  # region -> its 1/4 grey copy at its last search
+        self._skips: dict[tuple, int] = {}  # region -> turns skipped in a row
+        #: regions skipped so far
         self.skipped = 0
 
-    def changed_only(self, img: np.ndarray, tiles: list[Tile], edges: list[Tile], hints: np.ndarray | None) -> tuple[list[Tile], list[Tile]]:
-        """The tiles and edge tiles worth searching in ``img`` (``hints``: tracked boxes)."""
+    def begin(self, img: np.ndarray, hints: np.ndarray | None) -> None:
+        """Take this frame (``hints``: its tracked boxes, frame pixels)."""
         import cv2
 
         h, w = img.shape[:2]
-        small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
         if self._size != (w, h):
             self._size = (w, h)
             self._ref = {}
             self._skips = {}
-        hint_boxes = np.zeros((0, 4)) if hints is None else np.asarray(hints, np.float64).reshape(-1, 4)
+        self._small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (max(1, w // 4), max(1, h // 4)),
+                                 interpolation=cv2.INTER_AREA)
+        boxes = np.zeros((0, 4)) if hints is None else np.asarray(hints, np.float64).reshape(-1, 4)
+        self._outside = None
+        if len(boxes):
+            sh, sw = self._small.shape
+            outside = np.ones((sh, sw), np.uint8)
+            for x0, y0, x1, y1 in boxes:  # only 1/4 pixels wholly inside a box are masked
+                if not np.isfinite([x0, y0, x1, y1]).all():
+                    continue
+                a, b = max(int(np.ceil(x0 / 4)), 0), min(int(np.floor(x1 / 4)), sw)
+                c, d = max(int(np.ceil(y0 / 4)), 0), min(int(np.floor(y1 / 4)), sh)
+                if b > a and d > c:
+                    outside[c:d, a:b] = 0
+            self._outside = outside
 
-        def keep(t: Tile) -> bool:
-            key = (t.x0, t.y0, t.size)
-            x0, y0 = max(t.x0, 0), max(t.y0, 0)
-            x1, y1 = min(t.x1, w), min(t.y1, h)
-            crop = small[y0 // 4 : max(y0 // 4 + 1, y1 // 4), x0 // 4 : max(x0 // 4 + 1, x1 // 4)]
-            ref = self._ref.get(key)
-            changed = True
-            if ref is not None and ref.shape == crop.shape:
-                diff = cv2.absdiff(crop, ref)
-                blocks = cv2.resize(diff, (max(1, diff.shape[1] // 8), max(1, diff.shape[0] // 8)), interpolation=cv2.INTER_AREA)
-                changed = bool(blocks.max() > GATE_LEVELS)
-            tracked = bool(len(hint_boxes)) and bool(((hint_boxes[:, 0] < x1) & (hint_boxes[:, 2] > x0) & (hint_boxes[:, 1] < y1) & (hint_boxes[:, 3] > y0)).any())
-            skips = self._skips.get(key, 0)
-            if changed or tracked or skips >= GATE_REFRESH:
-                self._skips[key] = 0
-                self._ref[key] = crop.copy()  # what this search sees
-                return True
-            self._skips[key] = skips + 1
-            self.skipped += 1
+    def keep(self, key: tuple, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Whether the region ``[x0, x1) x [y0, y1)`` (frame pixels; clipped here) must be
+        searched in this frame; ``key`` names it from frame to frame."""
+        import cv2
+
+        assert self._small is not None and self._size is not None, "begin() first"
+        w, h = self._size
+        a, b = max(int(x0) // 4, 0), max(int(np.ceil(min(x1, w) / 4)), int(x0) // 4 + 1)
+        c, d = max(int(y0) // 4, 0), max(int(np.ceil(min(y1, h) / 4)), int(y0) // 4 + 1)
+        crop = self._small[c:d, a:b]
+        ref = self._ref.get(key)
+        changed = True
+        if ref is not None and ref.shape == crop.shape and crop.size:
+            diff = cv2.absdiff(crop, ref)
+            if self._outside is not None:
+                diff = cv2.multiply(diff, self._outside[c:d, a:b])
+            bw, bh = max(1, diff.shape[1] // 2), max(1, diff.shape[0] // 2)
+            blocks = cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA) if diff.shape[0] > 1 and diff.shape[1] > 1 else diff
+            changed = bool(blocks.max() > GATE_LEVELS) or bool(diff[2 * bh :].max(initial=0) > GATE_LEVELS) or bool(diff[:, 2 * bw :].max(initial=0) > GATE_LEVELS)
+        skips = self._skips.get(key, 0)
+        if changed or skips >= self.refresh:
+            self._skips[key] = 0
+            self._ref[key] = crop.copy()  # what this search sees
+            return True
+        self._skips[key] = skips + 1
+        self.skipped += 1
+        return False
+
+    def changed_only(self, tiles: list[Tile], edges: list[Tile]) -> tuple[list[Tile], list[Tile]]:
+        """The tiles and edge tiles worth searching in this frame; an edge tile is judged by its
+        part inside the frame (its mirror shows the same pixels)."""
+        return ([t for t in tiles if self.keep(("t", t.x0, t.y0, t.size), t.x0, t.y0, t.x1, t.y1)],
+                [t for t in edges if self.keep(("e", t.x0, t.y0, t.size), t.x0, t.y0, t.x1, t.y1)])
+
+    def patch(self, box: np.ndarray) -> np.ndarray | None:
+        """This frame's 1/4 grey copy under ``box`` (frame pixels), for ``same`` later."""
+        assert self._small is not None, "begin() first"
+        sh, sw = self._small.shape
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            return None
+        a, c = min(max(int(x0) // 4, 0), sw - 1), min(max(int(y0) // 4, 0), sh - 1)
+        b, d = max(min(int(np.ceil(x1 / 4)), sw), a + 1), max(min(int(np.ceil(y1 / 4)), sh), c + 1)
+        return self._small[c:d, a:b].copy()
+
+    def same(self, box: np.ndarray, before: np.ndarray | None) -> bool:
+        """Whether the pixels under ``box`` are what ``patch`` saw (no 8x8 block by more than
+        ``GATE_LEVELS``; tracked boxes are not masked here)."""
+        import cv2
+
+        now = self.patch(box)
+        if before is None or now is None or now.shape != before.shape:
             return False
-
-        return [t for t in tiles if keep(t)], [t for t in edges if keep(t)]
+        diff = cv2.absdiff(now, before)
+        if diff.shape[0] > 1 and diff.shape[1] > 1:
+            bw, bh = diff.shape[1] // 2, diff.shape[0] // 2
+            if cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA).max() > GATE_LEVELS:
+                return False
+            return bool(diff[2 * bh :].max(initial=0) <= GATE_LEVELS and diff[:, 2 * bw :].max(initial=0) <= GATE_LEVELS)
+        return bool(diff.max() <= GATE_LEVELS)

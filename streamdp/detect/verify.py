@@ -14,6 +14,7 @@ import numpy as np
 
 from .candidates import Candidates
 from .geometry import box_iou, square_crop
+from .schedule import ChangeGate
 from .tiles import MirrorFrame
 
 ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, needs no second look
@@ -23,6 +24,7 @@ VERIFY_IOU = 0.2
 MAX_VERIFY = 64  # second looks per frame at most (a texture seen again is remembered: see REJECT_MEMORY_FRAMES)
 MAX_CONFIRM = 16  # tracked faces confirmed per frame at most
 REJECT_MEMORY_FRAMES = 6  # a rejected place is rejected again without a look for this many frames (at least)
+REJECT_STILL_FRAMES = 48  # ... and up to this many while the pixels under it do not change (the change gate)
 REJECT_MEMORY_IOU = 0.6
 REJECT_MEMORY_SLACK = 0.05  # ... unless the candidate now scores more than this above the rejected one
 
@@ -35,20 +37,29 @@ class RejectMemory:
     """Boxes and scores a second look rejected within the last ``frames`` frames of one stream
     (bounded: 256 at most). ``frames``: ``REJECT_MEMORY_FRAMES``, or one more than the search's
     spread when that is longer: a texture a band finds is found again by the same band one spread
-    later, and would otherwise be looked at again every time."""
+    later, and would otherwise be looked at again every time. With the change gate (``gate``), a
+    rejection lasts up to ``REJECT_STILL_FRAMES`` while the pixels under its box stay the same:
+    same pixels, same verdict (a static texture is not looked at again and again); once they
+    change it lasts the ordinary ``frames``."""
 
     def __init__(self, frames: int = REJECT_MEMORY_FRAMES) -> None:
         self.frames = max(REJECT_MEMORY_FRAMES, int(frames))
-        self._rejects: list[tuple[np.ndarray, float, int]] = []  # (box, score, frame index)
+        self._rejects: list[tuple[np.ndarray, float, int, np.ndarray | None]] = []  # (box, score, frame index, patch)
 
-    def recall(self, frame_index: int) -> Memory:
-        self._rejects = [r for r in self._rejects if 0 <= frame_index - r[2] < self.frames]
+    def recall(self, frame_index: int, gate: ChangeGate | None = None) -> Memory:
+        def valid(r: tuple[np.ndarray, float, int, np.ndarray | None]) -> bool:
+            age = frame_index - r[2]
+            if 0 <= age < self.frames:
+                return True
+            return gate is not None and r[3] is not None and 0 <= age < REJECT_STILL_FRAMES and gate.same(r[0], r[3])
+
+        self._rejects = [r for r in self._rejects if valid(r)]
         if not self._rejects:
             return np.zeros((0, 4)), np.zeros(0)
         return np.array([r[0] for r in self._rejects]), np.array([r[1] for r in self._rejects])
 
-    def remember(self, frame_index: int, rejected: Rejected) -> None:
-        self._rejects.extend((b, s_, frame_index) for b, s_ in rejected)
+    def remember(self, frame_index: int, rejected: Rejected, gate: ChangeGate | None = None) -> None:
+        self._rejects.extend((b, s_, frame_index, gate.patch(b) if gate is not None else None) for b, s_ in rejected)
         del self._rejects[:-256]  # bounded
 
 
