@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline-ms", type=float, default=250.0)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--report", type=Path, help="also keep the relay's own run report here")
+    parser.add_argument("--config", help="the relay's --config (a YAML file or preset)")
     args = parser.parse_args(argv)
     if not args.video.is_file():
         print(f"video not found: {args.video}", file=sys.stderr)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             # through the relay
             report = work / "relay.json"
             relay = rs.Relay([a.url("in"), b.url("anon"), "-m", args.mechanism, "--deadline-ms", str(args.deadline_ms),
-                              "--report", str(report), "-q"], work, max_seconds=2 * args.seconds + 120).start()
+                              "--report", str(report), "-q"] + (["--config", args.config] if args.config else []), work, max_seconds=2 * args.seconds + 120).start()
             rel_lat, rel_n, rel_fps, distinct = _read(b.url("anon"), args.seconds, pub.sent)
             rc, stop_s = relay.stop(signal.SIGINT)
             if rc != 0 or not report.exists():

@@ -307,3 +307,4 @@ def test_weighted_nms_equals_mediapipes_loop_on_crowded_candidates():
         np.testing.assert_array_equal(fast[1], ref[1])
         np.testing.assert_allclose(fast[0], ref[0], atol=1e-2)
         np.testing.assert_allclose(fast[2], ref[2], atol=1e-2)
+

@@ -114,6 +114,17 @@ def letterbox_matrix(width: int, height: int) -> tuple[np.ndarray, float, float,
 
 def letterbox(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """One image -> the model's float32 (128, 128, 3) input in [-1, 1], and (left, top, side)."""
+    warped, lts = letterbox_u8(image)
+    if out is None:
+        out = np.empty((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+    np.multiply(warped, np.float32(2.0 / 255.0), out=out, casting="unsafe")
+    out -= np.float32(1.0)
+    return out, lts
+
+
+def letterbox_u8(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """``letterbox`` before the scaling to [-1, 1]: the (128, 128, 3) uint8 warp (into ``out``
+    when given), and (left, top, side)."""
     import cv2
 
     h, w = image.shape[:2]
@@ -122,15 +133,12 @@ def letterbox(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndar
         image,
         m,
         (INPUT_SIZE, INPUT_SIZE),
+        dst=out,
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-    if out is None:
-        out = np.empty((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-    np.multiply(warped, np.float32(2.0 / 255.0), out=out, casting="unsafe")
-    out -= np.float32(1.0)
-    return out, (left, top, side)
+    return warped, (left, top, side)
 
 
 def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float,
@@ -142,18 +150,18 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float,
     logits = np.clip(classificators[..., 0], -SCORE_CLIPPING_THRESH, SCORE_CLIPPING_THRESH)
     with np.errstate(over="ignore"):  # exp(100) overflows float32 -> inf -> score 0, as intended
         scores = 1.0 / (1.0 + np.exp(-logits))
-    out: list[Result] = []
-    for b in range(len(regressors)):
-        idx = np.flatnonzero(scores[b] >= min_score)
-        raw = regressors[b, idx] / np.float32(scale)
-        anc = (_ANCHORS if anchors is None else anchors)[idx]
-        cxy = raw[:, 0:2] + anc
-        wh = raw[:, 2:4]
-        ok = (wh >= 0).all(axis=1)
-        boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], axis=1)[ok]
-        kps = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :])[ok]
-        out.append((boxes.astype(np.float32), scores[b, idx][ok].astype(np.float32), kps.astype(np.float32)))
-    return out
+    # every image's candidates at once (one pass over the batch, not one per image)
+    bi, ai = np.nonzero(scores >= min_score)
+    raw = regressors[bi, ai] / np.float32(scale)
+    anc = (_ANCHORS if anchors is None else anchors)[ai]
+    cxy = raw[:, 0:2] + anc
+    wh = raw[:, 2:4]
+    ok = (wh >= 0).all(axis=1)
+    boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], axis=1)[ok].astype(np.float32)
+    kps = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :])[ok].astype(np.float32)
+    sc = scores[bi, ai][ok].astype(np.float32)
+    cuts = np.searchsorted(bi[ok], np.arange(1, len(regressors)))
+    return list(zip(np.split(boxes, cuts), np.split(sc, cuts), np.split(kps, cuts)))
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, threshold: float = MIN_SUPPRESSION_THRESHOLD) -> Result:
@@ -171,6 +179,8 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, thresho
     if n == 0:
         return boxes, scores, kps
     wh = boxes[:, 2:] - boxes[:, :2]
+    if n == 1 and (wh > 0).all():  # a cluster of one: itself
+        return boxes.astype(np.float32), scores.astype(np.float32), kps.astype(np.float32)
     if n <= 4 or not (wh > 0).all():
         return _weighted_nms_loop(boxes, scores, kps, threshold)
     import cv2
@@ -321,6 +331,7 @@ class BlazeFaceRunner:
         self.min_score = float(min_score)
         self.suppression_threshold = float(suppression_threshold)
         self._buf = np.empty((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+        self._buf_u8 = np.empty((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
         #: model calls and images run so far
         self.calls = 0
         self.images = 0
@@ -351,10 +362,8 @@ class BlazeFaceRunner:
         anchors = self._anchors.get((h, w))
         if anchors is None:
             anchors = self._anchors.setdefault((h, w), grid_anchors(h, w))
-        out = []
-        for b, s, k in decode(reg, cls, self.min_score, anchors=anchors, scale=1.0):
-            out.append(weighted_nms(b, s, k, self.suppression_threshold))
-        return out
+        return [weighted_nms(b, s, k, self.suppression_threshold)
+                for b, s, k in decode(reg, cls, self.min_score, anchors=anchors, scale=1.0)]
 
     def run(self, images: Sequence[np.ndarray], *, boxes: BoxMode = "mediapipe") -> list[Result]:
         """Faces in each ``HxWx3 uint8`` RGB image (any sizes; views into a bigger frame are fine).
@@ -369,16 +378,22 @@ class BlazeFaceRunner:
             return []
         if len(self._buf) < n:
             self._buf = np.empty((max(n, 2 * len(self._buf)), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-        batch = self._buf[:n]
+            self._buf_u8 = np.empty(self._buf.shape, dtype=np.uint8)
+        batch, staged = self._buf[:n], self._buf_u8[:n]
         frames = []
         for i, img in enumerate(images):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
-            _, lts = letterbox(img, out=batch[i])
+            _, lts = letterbox_u8(img, out=staged[i])
             frames.append(lts)
+        np.multiply(staged, np.float32(2.0 / 255.0), out=batch, casting="unsafe")
+        batch -= np.float32(1.0)
         reg, cls = self.infer(batch)
         out: list[Result] = []
         for (left, top, side), img, (b, s, k) in zip(frames, images, decode(reg, cls, self.min_score)):
+            if not len(b):
+                out.append((b.reshape(0, 4), s, k.reshape(0, NUM_KEYPOINTS, 2)))
+                continue
             b, s, k = weighted_nms(b, s, k, self.suppression_threshold)
             off = np.array([left, top], dtype=np.float32)
             b = b * np.float32(side) + np.tile(off, 2)
