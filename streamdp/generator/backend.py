@@ -104,7 +104,7 @@ class OpenVinoGenerator:
         d = data_dir or generator_data_dir()
         core = ov.Core()
         # f32: OpenVINO's CPU default here is bf16, which moves pixels by up to 155/255 against
-        # the f32 graph (and was slower: 0.48 vs 0.44 s a face on 2 cores).
+        # the f32 graph (and was slower than f32 as shipped: 0.48 vs 0.44 s a face on 2 cores).
         cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             cfg["INFERENCE_NUM_THREADS"] = int(threads)

@@ -13,6 +13,17 @@ from typing import Any
 log = logging.getLogger("streamdp.live")
 
 
+def single_threaded_opencv() -> None:
+    """OpenCV's own thread pool off for a live process: its stages already run in threads of
+    their own, and on a small machine OpenCV's per-call fan-out of small images (a face's warp
+    and blend) costs more CPU than it saves (dp-image's privatizer: 11.0 -> 4.6 CPU ms a 720p
+    frame of three faces); the live relay of that clip published 304 and 300 frames of ~450
+    instead of 284 and 233 (benchmarks/latency.py, dp-image, alternated)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _check_record_path(path: Path) -> None:
     import os
 
@@ -130,6 +141,7 @@ class LiveSession:
         from .metrics import MetricsServer, live_registry
         from .pipeline import LivePipeline
 
+        single_threaded_opencv()
         self.mechanism = build_mechanism(self.config)
         self.pipeline = pipeline = LivePipeline(self.config, self.mechanism, self.streams)
         if self.preview is not None:

@@ -130,7 +130,7 @@ class GanDpImage(Mechanism):
         self.space = LatentSpace.load(model_dir / "latent.npz", self.latent_dim, truncation=cfg.truncation)
         self.render_async = cfg.render == "async"
         # Live renders in the background while the stream goes on (a new face pixelated
-        # meanwhile): on one CPU thread at a lower priority, so that a render (0.5 s on two cores,
+        # meanwhile): on one CPU thread at a lower priority, so that a render (0.17 s on that thread,
         # up to render_candidates x yaw_steps of them per release) never starves the detector and
         # the encoder of the frames being published; files render on every core.
         self.generator = select_backend(cfg.generator_backend, threads=1 if self.render_async else None)
