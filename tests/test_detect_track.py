@@ -400,9 +400,10 @@ def test_skip_unchanged_searches_only_tiles_that_changed(detector):
     h, w = img.shape[:2]
     blank = np.full_like(img, 90)
     blank[::7, ::5] = 200  # some texture, no face
+    none = np.zeros((0, 4))  # a tracker with no face tracked (the gate needs a tracker)
     with FaceDetector(DetectConfig(skip_unchanged=True, tile_every=1)) as det:
-        det.detect_batch([blank], [0], [None])
-        det.detect_batch([blank], [1], [None])
+        det.detect_batch([blank], [0], [none])
+        det.detect_batch([blank], [1], [none])
         assert det.last_timing["tile_calls"] == 0
         full = FaceDetector(DetectConfig()).detect(img, 0)
         assert len(full)
@@ -412,7 +413,7 @@ def test_skip_unchanged_searches_only_tiles_that_changed(detector):
         xb, yb = min(x1 + pad, w), min(y1 + pad, h)
         moved = blank.copy()
         moved[ya:yb, xa:xb] = img[ya:yb, xa:xb]
-        found = det.detect_batch([moved], [2], [None])[0]
+        found = det.detect_batch([moved], [2], [none])[0]
         assert det.last_timing["tile_calls"] > 0
         assert len(found) and (box_iou(full.boxes[:1], found.boxes) > 0.5).any()
 
@@ -476,11 +477,12 @@ def test_canvas_search_skips_unchanged_bands_and_finds_a_new_face():
     assert cfg.search == "canvas" and cfg.skip_unchanged
     with FaceDetector(cfg, tile_every=cfg.tile_every) as det:
         n = cfg.tile_every
+        none = np.zeros((0, 4))  # a tracker with no face tracked
         for i in range(n):  # every band seen once
-            det.detect_batch([bg], [i], [None])
+            det.detect_batch([bg], [i], [none])
         skipped0 = det.totals["tiles_skipped_unchanged"]
         for i in range(n, 2 * n):
-            det.detect_batch([bg], [i], [None])
+            det.detect_batch([bg], [i], [none])
             assert det.last_timing["tile_calls"] == 0
         assert det.totals["tiles_skipped_unchanged"] > skipped0
         withface = bg.copy()
@@ -488,7 +490,7 @@ def test_canvas_search_skips_unchanged_bands_and_finds_a_new_face():
         withface[400 : 400 + fh, 900 : 900 + fw] = face
         found = []
         for i in range(2 * n, 3 * n):
-            out = det.detect_batch([withface], [i], [None])[0]
+            out = det.detect_batch([withface], [i], [none])[0]
             found += [b for b in out.boxes if 880 <= (b[0] + b[2]) / 2 <= 920 + fw and 380 <= (b[1] + b[3]) / 2 <= 420 + fh]
         assert found, "the pasted face was not found by the gated search"
 
@@ -514,3 +516,22 @@ def test_rejection_memory_lasts_while_the_pixels_stay_the_same():
     gate.begin(img, None)
     mem2.remember(0, [(box, 0.4)], None)
     assert len(mem2.recall(later, gate)[0]) == 0  # without the gate's patch: the ordinary memory
+
+
+@needs_media
+def test_the_gate_never_drops_a_face_it_found_that_is_not_tracked():
+    """The same frame twice: without a tracker (no hints) every call searches in full; with a
+    tracker that does not (yet) hold the face, a region that found it is searched again; once
+    the face is tracked its region may be skipped and the confirmation view finds it."""
+    img = read_rgb(MEDIA / "multi_face.jpg")
+    small = np.ascontiguousarray(img[::2, ::2])  # small faces: found by tiles, not the full view
+    with FaceDetector(DetectConfig(skip_unchanged=True, tile_every=1)) as det:
+        first = det.detect(small, 0)
+        assert len(first)
+        assert len(det.detect(small, 1)) == len(first)  # no hints: no gate
+        none = np.zeros((0, 4))
+        a = det.detect_batch([small], [2], [none])[0]
+        b = det.detect_batch([small], [3], [none])[0]  # found, not tracked: searched again
+        assert len(a) == len(b) == len(first)
+        tracked = det.detect_batch([small], [4], [a.boxes])[0]
+        assert len(tracked) == len(first)

@@ -139,10 +139,14 @@ class FaceDetector:
         # the rejection memory and the change gate serve one stream's consecutive frames
         # (detect / FaceStage); a batch of several frames is searched in full
         single = len(imgs) == 1
-        # the change gate sees each of one stream's frames once (its tracked boxes masked)
-        gate = self._gate if single and self.cfg.skip_unchanged else None
+        # The change gate sees each of one stream's frames once (its tracked boxes masked), and
+        # only with a tracker's boxes (``hints``, an empty array when nothing is tracked): a face
+        # a skipped region found before is then confirmed in its own view. A caller without a
+        # tracker (hints None) gets a full search every call.
+        tracked = None if hints is None or hints[0] is None else hints[0]
+        gate = self._gate if single and self.cfg.skip_unchanged and tracked is not None else None
         if gate is not None:
-            gate.begin(imgs[0], None if hints is None else hints[0])
+            gate.begin(imgs[0], tracked)
 
         # 1. search: full frames and tiles, all in one go
         views, owners, padded, n_tiles, n_confirm = self._search_views(imgs, frame_indices, hints, gate)
@@ -163,6 +167,8 @@ class FaceDetector:
 
         # 2. second looks, all in one go
         out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None, gate)
+        if gate is not None:
+            gate.found(out[0].boxes)  # what the regions searched now found (see ChangeGate.keep)
         t_end = time.perf_counter()
         calls = len(views) + n_verify
         self.last_timing = {

@@ -75,11 +75,14 @@ class ChangeGate:
     outside the tracked faces' boxes differs by more than ``GATE_LEVELS`` grey levels. A face
     needs more than one block to be found at all (24 px at least), so it cannot appear, leave or
     turn without some block changing. Inside a tracked box change is expected (the face moves,
-    talks) and is not counted: that face is confirmed in its own view every frame, and anything
-    new wholly inside its box is under its cover. A region is searched again whatever its pixels
+    talks) and is not counted: that face is confirmed in its own view every frame, and a new face
+    wholly inside another's box is under that face's cover (all of the box with the pixel
+    mechanisms, dp-image's face ellipse) until the region's refresh. A region is searched again whatever its pixels
     after ``refresh`` skipped turns in a row (what a re-search could still find is a face the
-    model missed on nearly the same pixels). Same pixels, same result: a static camera's
-    background is not searched again and again. Serves one stream's consecutive frames."""
+    model missed on nearly the same pixels), and whenever its last search found a face that no
+    tracked box holds now (not tracked yet, or beyond the confirmation views' cap). Same pixels,
+    same result: a static camera's background is not searched again and again. Serves one
+    stream's consecutive frames, with a tracker (``begin``'s boxes; ``found`` after each frame)."""
 
     def __init__(self, refresh: int = GATE_REFRESH) -> None:
         self.refresh = max(0, int(refresh))
@@ -88,6 +91,9 @@ class ChangeGate:
         self._outside: np.ndarray | None = None  # 1 outside the tracked boxes (1/4 scale), None: no box
         self._ref: dict[tuple, np.ndarray] = {}  # region -> its 1/4 grey copy at its last search
         self._skips: dict[tuple, int] = {}  # region -> turns skipped in a row
+        self._faces: dict[tuple, np.ndarray] = {}  # region -> the faces its last search found
+        self._searched: list[tuple[tuple, tuple[float, float, float, float]]] = []  # this frame's
+        self._hints = np.zeros((0, 4))
         #: regions skipped so far
         self.skipped = 0
 
@@ -100,9 +106,12 @@ class ChangeGate:
             self._size = (w, h)
             self._ref = {}
             self._skips = {}
+            self._faces = {}
+        self._searched = []
         self._small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (max(1, w // 4), max(1, h // 4)),
                                  interpolation=cv2.INTER_AREA)
         boxes = np.zeros((0, 4)) if hints is None else np.asarray(hints, np.float64).reshape(-1, 4)
+        self._hints = boxes
         self._outside = None
         if len(boxes):
             sh, sw = self._small.shape
@@ -136,13 +145,37 @@ class ChangeGate:
             blocks = cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA) if diff.shape[0] > 1 and diff.shape[1] > 1 else diff
             changed = bool(blocks.max() > GATE_LEVELS) or bool(diff[2 * bh :].max(initial=0) > GATE_LEVELS) or bool(diff[:, 2 * bw :].max(initial=0) > GATE_LEVELS)
         skips = self._skips.get(key, 0)
-        if changed or skips >= self.refresh:
+        if changed or skips >= self.refresh or self._untracked_face(key):
             self._skips[key] = 0
             self._ref[key] = crop.copy()  # what this search sees
+            self._searched.append((key, (x0, y0, x1, y1)))
             return True
         self._skips[key] = skips + 1
         self.skipped += 1
         return False
+
+    def _untracked_face(self, key: tuple) -> bool:
+        """Whether the region's last search found a face whose centre no tracked box holds now
+        (a face not yet tracked, or beyond the confirmation views' cap): search it again."""
+        faces = self._faces.get(key)
+        if faces is None or not len(faces):
+            return False
+        c = (faces[:, :2] + faces[:, 2:]) / 2
+        t = self._hints
+        if not len(t):
+            return True
+        held = ((c[:, None, 0] >= t[None, :, 0]) & (c[:, None, 0] <= t[None, :, 2])
+                & (c[:, None, 1] >= t[None, :, 1]) & (c[:, None, 1] <= t[None, :, 3])).any(axis=1)
+        return not bool(held.all())
+
+    def found(self, boxes: np.ndarray) -> None:
+        """This frame's faces (frame pixels): each region searched now remembers those centred in it."""
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        c = (b[:, :2] + b[:, 2:]) / 2
+        for key, (x0, y0, x1, y1) in self._searched:
+            inside = (c[:, 0] >= x0) & (c[:, 0] < x1) & (c[:, 1] >= y0) & (c[:, 1] < y1)
+            self._faces[key] = b[inside].copy()
+        self._searched = []
 
     def changed_only(self, tiles: list[Tile], edges: list[Tile]) -> tuple[list[Tile], list[Tile]]:
         """The tiles and edge tiles worth searching in this frame; an edge tile is judged by its
