@@ -48,7 +48,8 @@ class DetectConfig(Section):
     # The change gate (streamdp/detect/schedule.py ChangeGate): a scheduled tile or canvas band
     # whose pixels outside the tracked faces have not changed (no 8x8 block by more than 6 grey
     # levels) since its own last search is not searched again, for up to 8 frames live (2 turns
-    # of a spread search, files). Same pixels, same result: a static camera's background costs
+    # of a spread search, files), and only with a tracker (the pipelines; a bare FaceDetector
+    # call searches in full). Same pixels, same result: a static camera's background costs
     # nothing after its first search; a moving camera searches everything as before.
     skip_unchanged: bool = True
     # How the BlazeFace model runs: "litert" = LiteRT's XNNPACK kernels on the CPU
