@@ -11,7 +11,10 @@ every frame stamped with its index, ``streamdp relay`` from A to B, and a reader
   what a viewer adds on top of the camera. Measured the same way without the relay (the reader
   on server A directly) as the **baseline**: the difference is the cost of the relay.
 
-    python benchmarks/latency.py [--video ../shared/media/single_face.mp4] [--seconds 20] [--mechanism pixelate]
+    python benchmarks/latency.py [--video ../shared/media/single_face.mp4] [--seconds 20] [--mechanism pixelate] [--pre-encoded]
+
+``--pre-encoded``: the camera's stream is encoded before the measurement and only sent while it
+runs (``benchmarks/camera.py``), so no camera encoder shares the relay's cores.
 
 Prints a JSON summary and the Markdown rows used in docs/performance.md.
 """
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--report", type=Path, help="also keep the relay's own run report here")
     parser.add_argument("--config", help="the relay's --config (a YAML file or preset)")
+    parser.add_argument("--pre-encoded", action="store_true",
+                        help="the camera's stream encoded before the measurement, only sent while it runs "
+                             "(benchmarks/camera.py): no camera encoder on the relay's cores")
     args = parser.parse_args(argv)
     if not args.video.is_file():
         print(f"video not found: {args.video}", file=sys.stderr)
@@ -71,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="streamdp-latency-") as tmp:
         work = Path(tmp)
         a, b = rs.ServerProc().start(), rs.ServerProc().start()
-        pub = rs.Publisher(args.video, a.url("in"), work / "sent.log", seconds=3 * args.seconds + 120).start()
+        if args.pre_encoded:
+            import camera
+
+            clip = work / "camera.mp4"
+            camera.prepare(args.video, clip, 2 * args.seconds + 90)
+            pub = camera.PreEncodedPublisher(clip, a.url("in"), work / "sent.log").start()
+        else:
+            pub = rs.Publisher(args.video, a.url("in"), work / "sent.log", seconds=3 * args.seconds + 120).start()
         relay = None
         try:
             if not pub.wait_publishing(30):
@@ -102,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "video": str(args.video.name),
         "mechanism": args.mechanism,
+        "camera": "pre-encoded" if args.pre_encoded else "encoded while measuring",
         "deadline_ms": args.deadline_ms,
         "seconds": args.seconds,
         "host": {"platform": platform.platform(), "cpus": os.cpu_count(),
