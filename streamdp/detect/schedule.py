@@ -130,20 +130,15 @@ class ChangeGate:
         searched in this frame; ``key`` names it from frame to frame."""
         import cv2
 
-        assert self._small is not None and self._size is not None, "begin() first"
-        w, h = self._size
-        a, b = max(int(x0) // 4, 0), max(int(np.ceil(min(x1, w) / 4)), int(x0) // 4 + 1)
-        c, d = max(int(y0) // 4, 0), max(int(np.ceil(min(y1, h) / 4)), int(y0) // 4 + 1)
+        a, b, c, d = self._bounds(x0, y0, x1, y1)
         crop = self._small[c:d, a:b]
         ref = self._ref.get(key)
         changed = True
-        if ref is not None and ref.shape == crop.shape and crop.size:
+        if ref is not None and ref.shape == crop.shape:
             diff = cv2.absdiff(crop, ref)
             if self._outside is not None:
                 diff = cv2.multiply(diff, self._outside[c:d, a:b])
-            bw, bh = max(1, diff.shape[1] // 2), max(1, diff.shape[0] // 2)
-            blocks = cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA) if diff.shape[0] > 1 and diff.shape[1] > 1 else diff
-            changed = bool(blocks.max() > GATE_LEVELS) or bool(diff[2 * bh :].max(initial=0) > GATE_LEVELS) or bool(diff[:, 2 * bw :].max(initial=0) > GATE_LEVELS)
+            changed = _blocks_changed(diff)
         skips = self._skips.get(key, 0)
         if changed or skips >= self.refresh or self._untracked_face(key):
             self._skips[key] = 0
@@ -185,14 +180,20 @@ class ChangeGate:
 
     def patch(self, box: np.ndarray) -> np.ndarray | None:
         """This frame's 1/4 grey copy under ``box`` (frame pixels), for ``same`` later."""
-        assert self._small is not None, "begin() first"
-        sh, sw = self._small.shape
         x0, y0, x1, y1 = (float(v) for v in box)
         if not np.isfinite([x0, y0, x1, y1]).all():
             return None
+        a, b, c, d = self._bounds(x0, y0, x1, y1)
+        return self._small[c:d, a:b].copy()
+
+    def _bounds(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
+        """The columns ``a:b`` and rows ``c:d`` of the 1/4 copy under a frame-pixel rectangle
+        (clipped to the frame, never empty)."""
+        assert self._small is not None, "begin() first"
+        sh, sw = self._small.shape
         a, c = min(max(int(x0) // 4, 0), sw - 1), min(max(int(y0) // 4, 0), sh - 1)
         b, d = max(min(int(np.ceil(x1 / 4)), sw), a + 1), max(min(int(np.ceil(y1 / 4)), sh), c + 1)
-        return self._small[c:d, a:b].copy()
+        return a, b, c, d
 
     def same(self, box: np.ndarray, before: np.ndarray | None) -> bool:
         """Whether the pixels under ``box`` are what ``patch`` saw (no 8x8 block by more than
@@ -202,10 +203,17 @@ class ChangeGate:
         now = self.patch(box)
         if before is None or now is None or now.shape != before.shape:
             return False
-        diff = cv2.absdiff(now, before)
-        if diff.shape[0] > 1 and diff.shape[1] > 1:
-            bw, bh = diff.shape[1] // 2, diff.shape[0] // 2
-            if cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA).max() > GATE_LEVELS:
-                return False
-            return bool(diff[2 * bh :].max(initial=0) <= GATE_LEVELS and diff[:, 2 * bw :].max(initial=0) <= GATE_LEVELS)
-        return bool(diff.max() <= GATE_LEVELS)
+        return not _blocks_changed(cv2.absdiff(now, before))
+
+
+def _blocks_changed(diff: np.ndarray) -> bool:
+    """Whether any 8x8 frame-pixel block of ``diff`` (2x2 on the 1/4 copy; a last odd row or
+    column judged pixel by pixel) has a mean above ``GATE_LEVELS``."""
+    import cv2
+
+    if diff.shape[0] < 2 or diff.shape[1] < 2:
+        return bool(diff.max() > GATE_LEVELS)
+    bw, bh = diff.shape[1] // 2, diff.shape[0] // 2
+    blocks = cv2.resize(diff[: 2 * bh, : 2 * bw], (bw, bh), interpolation=cv2.INTER_AREA)
+    return bool(blocks.max() > GATE_LEVELS or diff[2 * bh :].max(initial=0) > GATE_LEVELS
+                or diff[:, 2 * bw :].max(initial=0) > GATE_LEVELS)
