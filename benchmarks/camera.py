@@ -16,10 +16,8 @@ import argparse
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -32,27 +30,12 @@ def prepare(src: Path, dst: Path, seconds: float) -> float:
     """Encode ``seconds`` of ``src`` (looped, each frame stamped with its index) to ``dst``; its fps."""
     import av
 
-    from streamdp.config import LiveConfig
-    from streamdp.live.publisher import x264_options
-
-    with av.open(str(src)) as inp:
-        vin = inp.streams.video[0]
-        fps = float(vin.average_rate or 25)
-        frames = [f.to_ndarray(format="rgb24") for f in inp.decode(vin)]
+    frames, fps = rs.read_clip(src)
     h, w = frames[0].shape[:2]
-    h, w = h - h % 2, w - w % 2
-    tb = Fraction(1, 90000)
     with av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
-                                options=x264_options(LiveConfig(gop_seconds=0.5, crf=20), fps))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.time_base = tb
+        stream = rs.add_camera_stream(out, fps, (w - w % 2, h - h % 2))
         for i in range(int(seconds * fps)):
-            image = frames[i % len(frames)].copy()
-            rs.stamp(image, i)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
-            vf.pts, vf.time_base = int(round(i / fps / tb)), tb
-            for packet in stream.encode(vf):
+            for packet in stream.encode(rs.camera_frame(frames, i, i, fps)):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -270,23 +271,52 @@ def read_frames(url: str, seconds: float, open_timeout: float = 20.0) -> Iterato
 # ------------------------------------------------------------------------------- publisher
 
 
-def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_index: int = 0) -> int:
+def read_clip(src: Path) -> tuple[list[np.ndarray], float]:
+    """Every frame of ``src`` (RGB) and its fps: what a camera plays in a loop."""
     import av
-
-    from streamdp.live.publisher import x264_options
-    from streamdp.config import LiveConfig
 
     with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
         fps = float(vin.average_rate or 25)
         frames = [f.to_ndarray(format="rgb24") for f in inp.decode(vin)]
+    return frames, fps
+
+
+CAMERA_TB = Fraction(1, 90000)
+
+
+def add_camera_stream(out: Any, fps: float, size: tuple[int, int]) -> Any:
+    """The camera's low-latency x264 stream in ``out`` (``size``: even width, height)."""
+    from streamdp.config import LiveConfig
+    from streamdp.live.publisher import x264_options
+
+    stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
+                            options=x264_options(LiveConfig(gop_seconds=0.5, crf=20), fps))
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+    stream.codec_context.time_base = CAMERA_TB
+    return stream
+
+
+def camera_frame(frames: list[np.ndarray], index: int, i: int, fps: float) -> Any:
+    """The ``i``-th frame sent, showing the clip's frame ``index`` (looped) stamped with
+    ``index``, cut to even sides, timed at ``i / fps``."""
+    import av
+
+    image = frames[index % len(frames)].copy()
+    stamp(image, index)
+    h, w = image.shape[:2]
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: h - h % 2, : w - w % 2]), format="rgb24")
+    vf.pts, vf.time_base = int(round(i / fps / CAMERA_TB)), CAMERA_TB
+    return vf
+
+
+def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_index: int = 0) -> int:
+    import av
+
+    frames, fps = read_clip(src)
     h, w = frames[0].shape[:2]
     out = av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp", "timeout": "5000000"}, timeout=10)
-    tb = Fraction(1, 90000)
-    opts = x264_options(LiveConfig(gop_seconds=0.5, crf=20), fps)
-    stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=opts)
-    stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-    stream.codec_context.time_base = tb
+    stream = add_camera_stream(out, fps, (w - w % 2, h - h % 2))
     out.start_encoding()
     log = open(log_path, "w", buffering=1) if log_path else None  # noqa: SIM115 - line-buffered, closed below
     t0 = time.monotonic()
@@ -298,11 +328,7 @@ def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_in
             if delay > 0:
                 time.sleep(delay)
             index = start_index + i
-            image = frames[index % len(frames)].copy()
-            stamp(image, index)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: h - h % 2, : w - w % 2]), format="rgb24")
-            vf.pts, vf.time_base = int(round(i / fps / tb)), tb
-            for packet in stream.encode(vf):
+            for packet in stream.encode(camera_frame(frames, index, i, fps)):
                 out.mux(packet)
             if log:
                 log.write(f"{index} {time.monotonic():.6f}\n")

@@ -180,11 +180,16 @@ class ChangeGate:
 
     def patch(self, box: np.ndarray) -> np.ndarray | None:
         """This frame's 1/4 grey copy under ``box`` (frame pixels), for ``same`` later."""
+        under = self._under(box)
+        return None if under is None else under.copy()
+
+    def _under(self, box: np.ndarray) -> np.ndarray | None:
+        """A view of this frame's 1/4 grey copy under ``box`` (None for a box not finite)."""
         x0, y0, x1, y1 = (float(v) for v in box)
         if not np.isfinite([x0, y0, x1, y1]).all():
             return None
         a, b, c, d = self._bounds(x0, y0, x1, y1)
-        return self._small[c:d, a:b].copy()
+        return self._small[c:d, a:b]
 
     def _bounds(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
         """The columns ``a:b`` and rows ``c:d`` of the 1/4 copy under a frame-pixel rectangle
@@ -200,7 +205,7 @@ class ChangeGate:
         ``GATE_LEVELS``; tracked boxes are not masked here)."""
         import cv2
 
-        now = self.patch(box)
+        now = self._under(box)  # compared, not kept: no copy
         if before is None or now is None or now.shape != before.shape:
             return False
         return not _blocks_changed(cv2.absdiff(now, before))
