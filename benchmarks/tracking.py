@@ -35,11 +35,13 @@ def main() -> int:
     p.add_argument("--ladder", type=int, nargs="*", default=None,
                    help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
     p.add_argument("--search", choices=["auto", "canvas", "tiles"], default="auto", help="detect.search (how the pyramid is searched)")
+    p.add_argument("--tile-size", default="auto", help="detect.tile_size (the finest pyramid level)")
     p.add_argument("--no-gate", action="store_true", help="detect.skip_unchanged: false (search every due region whatever its pixels)")
     args = p.parse_args()
     from streamdp.config import Config
 
-    args.config = Config.model_validate({"detect": {"search": args.search, "skip_unchanged": not args.no_gate}})
+    args.config = Config.model_validate({"detect": {"search": args.search, "skip_unchanged": not args.no_gate,
+                                                       "tile_size": args.tile_size if args.tile_size == "auto" else int(args.tile_size)}})
     if args.ladder is not None:
         return ladder(args)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -58,7 +60,8 @@ def main() -> int:
     cols = ["people", "tracks", "false_tracks", "id_switches", "fragmentations", "idf1", "face_frames",
             "face_frames_raw_any_pixel", "face_frames_raw_over_10pct"]
     path = "files (look-back)" if args.files else "live (no look-back)"
-    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, search {args.config.detect.effective_search()}, {time.time() - t0:.0f} s")
+    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, search {args.config.detect.effective_search()}, "
+          f"tile size {args.config.detect.tile_size}, {time.time() - t0:.0f} s")
     print("| scene | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, agg in totals.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -308,3 +309,47 @@ def test_weighted_nms_equals_mediapipes_loop_on_crowded_candidates():
         np.testing.assert_allclose(fast[0], ref[0], atol=1e-2)
         np.testing.assert_allclose(fast[2], ref[2], atol=1e-2)
 
+
+
+@needs_media
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert is not installed")
+def test_litert_threads_run_a_frames_views_at_once_with_the_same_faces():
+    """``detect.threads: 2`` with LiteRT: the views of a frame are cut between two workers with
+    interpreters of their own; the faces are exactly those of one thread (live's tile search of a
+    real 720p frame, and a batch of frames of several sizes), and closing the detector ends the
+    worker thread."""
+    import threading
+
+    import cv2
+
+    frame = video_frames("WolfgangLanger_Pexels.mp4", 100, 100)[1]
+    images = [cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR), read_rgb(MEDIA / "multi_face.jpg"),
+              video_frames("bikes.mp4", 40, 40)[1]]
+    live = DetectConfig(backend="litert").for_pipeline(0)
+    assert live.search == "tiles" and live.threads == min(2, os.cpu_count() or 1)
+    assert DetectConfig(backend="litert").for_pipeline(6).threads == 1  # files: both cores are x264's and the stages'
+    assert DetectConfig(backend="onnx").for_pipeline(0).threads == 1  # ONNX Runtime's threads cost CPU
+    before = set(threading.enumerate())
+    results = {}
+    for n in (1, 2):
+        with FaceDetector(live.model_copy(update={"threads": n})) as det:
+            results[n] = ([det.detect(img, frame_index=0) for img in images], det.detect_batch(images, [0] * 3))
+            assert det.last_timing["calls"] > 2 * len(images)  # a batch of many views, each worker a part
+            if n == 2:
+                assert any(t.name.startswith("streamdp-detect") for t in threading.enumerate())
+    assert not [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    for one, two in zip(results[1][0] + results[1][1], results[2][0] + results[2][1]):
+        assert len(one) == len(two)
+        np.testing.assert_array_equal(one.boxes, two.boxes)
+        np.testing.assert_array_equal(one.scores, two.scores)
+    assert sum(len(d) for d in results[1][0]) >= 3  # faces were found at all
+
+
+def test_detect_threads_is_auto_or_a_small_count():
+    from pydantic import ValidationError
+
+    assert DetectConfig(threads="auto").effective_threads(6) == 1
+    assert DetectConfig(threads=3).effective_threads(0) == 3
+    for bad in (0, 65, "many"):
+        with pytest.raises(ValidationError):
+            DetectConfig(threads=bad)

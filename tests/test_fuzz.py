@@ -69,6 +69,35 @@ def test_pixel_mechanisms_cover_every_box_whatever_its_geometry(name: str, dets:
 
 
 @FUZZ
+@given(h=st.integers(1, 300), w=st.integers(1, 300), blocks=st.integers(1, 32), seed=st.integers(0, 2**16))
+def test_the_mosaic_paints_each_block_its_own_mean(h: int, w: int, blocks: int, seed: int) -> None:
+    """Pixelate's blocks (one integral image, ``block_means``): every painted block is the
+    rounded mean of exactly the pixels it paints over, whatever the box's size."""
+    from streamdp.mechanisms.pixel import Pixelate
+
+    roi = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = Pixelate().__class__.cover(type("P", (), {"blocks": blocks})(), roi)  # type: ignore[arg-type]
+    assert out.shape == roi.shape
+    # the painted blocks: runs of equal columns / rows of the output's block index
+    scale = blocks / max(h, w)
+    bw, bh = max(1, round(w * scale)), max(1, round(h * scale))
+    import cv2
+
+    index = np.arange(bw * bh, dtype=np.float32).reshape(bh, bw)  # which block paints each pixel
+    painted_by = cv2.resize(index, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    row, col = painted_by // bw, painted_by % bw
+    for by in range(bh):
+        for bx in range(bw):
+            m = (row == by) & (col == bx)
+            if not m.any():
+                continue
+            painted = out[m]
+            assert (painted == painted[0]).all()
+            mean = roi[m].astype(np.float64).mean(axis=0)
+            assert np.abs(painted[0] - mean).max() <= 0.5 + 1e-9
+
+
+@FUZZ
 @given(dets=faces())
 def test_the_autoencoder_dp_image_never_raises_and_covers_uncertain_boxes(tmp_path_factory, dets: Detections) -> None:
     from tiny_model import build_tiny_model

@@ -69,6 +69,8 @@ class OnnxBackend:
         return self.model is None
 
     def close(self) -> None:
+        if self.model is not None:
+            self.model.close()
         self.model = None
 
     @staticmethod

@@ -336,6 +336,9 @@ class BlazeFaceRunner:
         self.calls = 0
         self.images = 0
 
+    def close(self) -> None:
+        """Nothing to release here (ONNX Runtime's session goes with the object)."""
+
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw model outputs (regressors, classificators) for a float32 NHWC batch."""
         reg, cls = self._sess.run(["regressors", "classificators"], {self._input: batch})

@@ -56,7 +56,8 @@ class FaceDetector:
         self.backend = resolve_backend(self.cfg.backend)
         # the model reports everything down to the proposal score; thresholds are applied here
         #: the runner itself (``backends.OnnxBackend`` or ``MediaPipeBackend``)
-        self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence), self.cfg.threads)
+        self.runner: Backend = open_backend(self.backend, model_path, float(self.cfg.min_confidence),
+                                            self.cfg.effective_threads())
         self.model_path = self.runner.model_path
         #: "canvas" (each pyramid level one downscaled frame, ``canvas.py``) or "tiles"
         self.search = self.cfg.effective_search()
