@@ -23,10 +23,8 @@ import numpy as np
 
 def _mask_support(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding rectangle (x0, y0, x1, y1) of the mask's non-zero pixels."""
-    ys, xs = np.nonzero(mask > 0)
-    if len(xs) == 0:
-        return 0, 0, 0, 0
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+    return (0, 0, 0, 0) if w == 0 or h == 0 else (x, y, x + w, y + h)
 
 
 def paste_crops(image: np.ndarray, crops: np.ndarray, matrices: np.ndarray, mask: np.ndarray) -> None:
@@ -46,8 +44,11 @@ def paste_crops(image: np.ndarray, crops: np.ndarray, matrices: np.ndarray, mask
     mask = np.asarray(mask, dtype=np.float32)
     if mask.shape != (S, S):
         raise ValueError(f"mask shape {mask.shape} does not match crops of {S}x{S}")
+    # alpha in 1/255 steps: the blend runs on uint8 (3x cheaper than in float32 for a big face),
+    # and 1 stays exactly 1 (the crop's pixels) and 0 exactly 0 (the frame's)
+    mask8 = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
     h, w = image.shape[:2]
-    sx0, sy0, sx1, sy1 = _mask_support(mask)
+    sx0, sy0, sx1, sy1 = _mask_support(mask8)
     if sx1 <= sx0:
         return
     corners = np.array([[sx0, sy0], [sx1, sy0], [sx0, sy1], [sx1, sy1]], dtype=np.float64)
@@ -73,8 +74,17 @@ def paste_crops(image: np.ndarray, crops: np.ndarray, matrices: np.ndarray, mask
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         crop = np.ascontiguousarray(crops[i])  # e.g. a transposed (N, 3, S, S) model output
         face = cv2.warpAffine(crop, mr, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(mask, mr, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        _blend(image[y0:y1, x0:x1], face, alpha)
+        alpha = cv2.warpAffine(mask8, mr, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        _blend_u8(image[y0:y1, x0:x1], face, alpha)
+
+
+def _blend_u8(roi: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
+    """``_blend`` with a uint8 alpha (255 = src): roi = round(src * a / 255) + round(roi * (255 - a) / 255),
+    in place, within 1 grey level of the exact mix; a == 255 gives src exactly, 0 roi."""
+    a3 = cv2.merge([alpha, alpha, alpha])
+    fg = cv2.multiply(src, a3, scale=1.0 / 255.0)
+    bg = cv2.multiply(roi, cv2.bitwise_not(a3), scale=1.0 / 255.0)
+    roi[...] = cv2.add(fg, bg)
 
 
 def _blend(roi: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
