@@ -124,9 +124,26 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     return int(train_main(["--config", str(args.config), *args.rest]) or 0)
 
 
+# Optional positionals argparse leaves unfilled when an option stands between them
+# (``relay INPUT --loop OUTPUT``: it matches both positionals at INPUT, then OUTPUT is "extra").
+_LATE_POSITIONALS = {"relay": ("input", "output")}
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, with a subcommand's optional positionals also filled from words given
+    after an option (in order); anything else left over is the usual one-line error."""
+    args, extra = parser.parse_known_args(argv)
+    for name in _LATE_POSITIONALS.get(getattr(args, "command", None) or "", ()):
+        if extra and getattr(args, name, None) is None and not extra[0].startswith("-"):
+            setattr(args, name, extra.pop(0))
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     # Stage threads hand work to native code (MediaPipe dispatches every call through its own
     # worker thread) and wait for the GIL on return: a shorter switch interval cuts that wait.
     sys.setswitchinterval(0.001)

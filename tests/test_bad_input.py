@@ -350,3 +350,17 @@ def test_corrupt_frames_in_a_real_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert n_out + entry["corrupt_frames_skipped"] >= n_in, entry
     # the audio is untouched by the video damage: copied packet for packet
     assert synth.audio_packets(out) == synth.audio_packets(src)
+
+
+def test_relay_positionals_may_come_after_an_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """``streamdp relay INPUT --loop OUTPUT`` (an option between the two positionals) is the same
+    command as ``relay INPUT OUTPUT --loop``; a word too many is still the one-line error."""
+    from streamdp.cli import _parse, _parser
+
+    for argv in (["relay", "in.mp4", "--loop", "rtsp://h/out"], ["relay", "in.mp4", "rtsp://h/out", "--loop"],
+                 ["relay", "--loop", "in.mp4", "rtsp://h/out"]):
+        args = _parse(_parser(), argv)
+        assert (args.input, args.output, args.loop) == ("in.mp4", "rtsp://h/out", True), argv
+    with pytest.raises(SystemExit) as exc:
+        _parse(_parser(), ["relay", "in.mp4", "--loop", "rtsp://h/out", "extra"])
+    assert exc.value.code == 2 and "unrecognized arguments: extra" in capsys.readouterr().err
