@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -340,6 +342,108 @@ def publish(src: Path, url: str, seconds: float, log_path: Path | None, start_in
         if log:
             log.close()
     return 0
+
+
+# -- a listen-mode RTSP receiver (the relay connects to it): FFmpeg's CLI, else PyAV ---------------
+FFMPEG = shutil.which("ffmpeg")
+
+
+def listening(port: int) -> bool:
+    """Is something listening on 127.0.0.1:port? Read from /proc, NOT by connecting: a listen-mode
+    receiver takes exactly one connection, and a test probe would use it up."""
+    want = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(want) and fields[3] == "0A":
+                return True
+    return False
+
+
+def wait_until(cond, timeout: float, step: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+PYAV_LISTEN_RECEIVER = r"""
+import sys, av
+url, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# listen_timeout (s) must be given: with PyAV's FFmpeg the default (-1, "forever") fails at once
+# with "Numerical result out of range"
+c = av.open(url, options={"rtsp_flags": "listen", "listen_timeout": "30"}, timeout=(30, 10))
+got = 0
+with open(out, "wb") as fh:
+    for f in c.decode(c.streams.video[0]):
+        if got == 0:
+            print(f"Video: h264, {f.width}x{f.height}", file=sys.stderr, flush=True)
+        fh.write(f.to_ndarray(format="rgb24").tobytes())
+        got += 1
+        if got >= n:
+            break
+c.close()
+"""
+
+
+class ListenReceiver:
+    """An RTSP receiver in listen mode (the publisher connects to it), in a subprocess.
+
+    The ``ffmpeg`` CLI when installed (an FFmpeg build other than PyAV's), else PyAV. It keeps the
+    first ``frames`` decoded frames (rgb24, in a file) and exits.
+    """
+
+    def __init__(self, port: int, workdir: Path, frames: int, tag: str = "rx") -> None:
+        self.port = port
+        self.url = f"rtsp://127.0.0.1:{port}/live.sdp"
+        self.n = frames
+        self.out = workdir / f"{tag}.rgb"
+        self.log = workdir / f"{tag}.log"
+        self.tool = "ffmpeg" if FFMPEG else "pyav"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> ListenReceiver:
+        if FFMPEG:
+            cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "info", "-rtsp_flags", "listen",
+                   "-i", self.url, "-frames:v", str(self.n), "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", str(self.out)]
+        else:
+            cmd = [sys.executable, "-c", PYAV_LISTEN_RECEIVER, self.url, str(self.out), str(self.n)]
+        self._log = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     env=child_env())
+        assert wait_until(lambda: listening(self.port) or self.proc.poll() is not None, 20), "receiver did not listen"
+        assert self.proc.poll() is None, self.text()
+        return self
+
+    def wait(self, timeout: float) -> int | None:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        _terminate(self.proc, signal.SIGKILL)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def frames(self) -> tuple[tuple[int, int] | None, list[np.ndarray]]:
+        m = re.search(r"Video: h264.*?(\d{2,5})x(\d{2,5})", self.text())
+        if not m:
+            return None, []
+        w, h = int(m.group(1)), int(m.group(2))
+        data = np.fromfile(self.out, np.uint8) if self.out.exists() else np.zeros(0, np.uint8)
+        n = data.size // (w * h * 3)
+        return (w, h), list(data[: n * w * h * 3].reshape(n, h, w, 3))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,12 +23,7 @@ measure on the source file itself must find every face-frame raw (it can fail).
 
 from __future__ import annotations
 
-import re
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,24 +44,7 @@ SIZE = (640, 360)
 CELL = 8
 MIN_TEXTURE = 3.0  # grey levels: the high-pass std of a cell worth judging
 RAW_CELL_CORR = 0.9
-FFMPEG = shutil.which("ffmpeg")
-
-PYAV_RECEIVER = r"""
-import sys, av
-url, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-c = av.open(url, options={"rtsp_flags": "listen", "listen_timeout": "30"}, timeout=(30, 10))
-got = 0
-with open(out, "wb") as fh:
-    for f in c.decode(c.streams.video[0]):
-        if got == 0:
-            print(f"Video: h264, {f.width}x{f.height}", file=sys.stderr, flush=True)
-        fh.write(f.to_ndarray(format="rgb24").tobytes())
-        got += 1
-        if got >= n:
-            break
-c.close()
-"""
-
+FFMPEG = rs.FFMPEG
 
 def _write_stamped(path: Path, frames: list[tuple[np.ndarray, list]]) -> None:
     with av.open(str(path), "w") as c:
@@ -138,67 +116,6 @@ def _decode(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
-class Receiver:
-    """An RTSP receiver in listen mode (the relay connects to it), recording decoded frames."""
-
-    def __init__(self, port: int, workdir: Path, frames: int) -> None:
-        self.url = f"rtsp://127.0.0.1:{port}/live.sdp"
-        self.port, self.n = port, frames
-        self.out, self.log = workdir / "rx.rgb", workdir / "rx.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Receiver:
-        if FFMPEG:
-            cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "info", "-rtsp_flags", "listen", "-i", self.url,
-                   "-frames:v", str(self.n), "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", str(self.out)]
-        else:
-            cmd = [sys.executable, "-c", PYAV_RECEIVER, self.url, str(self.out), str(self.n)]
-        self._log = open(self.log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=rs.child_env())
-        # listening? read from /proc: a listen-mode receiver takes ONE connection, a probe would use it up
-        for _ in range(200):
-            if self._listening() or self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert self.proc.poll() is None and self._listening(), self.text()
-        return self
-
-    def _listening(self) -> bool:
-        want = f":{self.port:04X}"
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                rows = Path(table).read_text().splitlines()[1:]
-            except OSError:
-                continue
-            if any(len(f) > 3 and f[1].endswith(want) and f[3] == "0A" for f in (r.split() for r in rows)):
-                return True
-        return False
-
-    def wait(self, timeout: float) -> int | None:
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        rs._terminate(self.proc, signal.SIGKILL)
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def frames(self) -> list[np.ndarray]:
-        m = re.search(r"Video: h264.*?(\d{2,5})x(\d{2,5})", self.text())
-        assert m, self.text()[-1500:]
-        w, h = int(m.group(1)), int(m.group(2))
-        assert (w, h) == SIZE, self.text()[-1500:]
-        data = np.fromfile(self.out, np.uint8) if self.out.exists() else np.zeros(0, np.uint8)
-        n = data.size // (w * h * 3)
-        return list(data[: n * w * h * 3].reshape(n, h, w, 3))
-
-
 @pytest.fixture(scope="module")
 def truth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[np.ndarray, list]]]:
     frames = synth.ground_truth_frames(FACES, n_frames=N_FRAMES, size=SIZE, fps=FPS, n_faces=3)
@@ -220,7 +137,7 @@ def test_relayed_ground_truth_shows_no_raw_face_pixel_at_an_ffmpeg_listen_receiv
 ) -> None:
     path, frames = truth
     port = rs.free_port()
-    rx = Receiver(port, tmp_path, frames=N_FRAMES).start()
+    rx = rs.ListenReceiver(port, tmp_path, frames=N_FRAMES).start()
     relay = rs.Relay([str(path), rx.url, "-m", "pixelate"], tmp_path, max_seconds=60).start()
     try:
         rc = rx.wait(60)  # the relay ends at the file's end: the receiver sees the stream close
@@ -229,7 +146,9 @@ def test_relayed_ground_truth_shows_no_raw_face_pixel_at_an_ffmpeg_listen_receiv
         relay.stop(signal.SIGKILL)
         rx.stop()
     assert rc == 0, f"receiver ({'ffmpeg' if FFMPEG else 'pyav'}) rc {rc}: {rx.text()[-1500:]}\nrelay: {relay.stderr[-1500:]}"
-    s = score(rx.frames(), frames)
+    size, received = rx.frames()
+    assert size == SIZE, rx.text()[-1500:]
+    s = score(received, frames)
     # the relay may drop frames (it keeps up with the clock, not with every frame): at least half
     assert len(s["sources"]) >= N_FRAMES // 2, (s, relay.stderr[-1500:])
     assert s["face_frames"] >= 3 * N_FRAMES // 2, s
