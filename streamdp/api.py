@@ -94,7 +94,7 @@ def anonymize_file(src: str | Path, dst: str | Path, *, config: Config | str | P
     configuration; nothing is then left at ``dst``. A ``KeyboardInterrupt`` propagates; frames
     already encoded are kept as a playable ``NAME.partial.EXT`` beside ``dst``, as on the CLI.
     """
-    from .cli import _check_report_path
+    from .report import check_report_path
     from .media import plan_jobs
     from .progress import Progress
     from .report import build_report, write_json_atomic
@@ -106,7 +106,7 @@ def anonymize_file(src: str | Path, dst: str | Path, *, config: Config | str | P
         raise InputError(f"anonymize_file takes one file, not a folder: {src} (streamdp run or streamdp batch take folders)")
     jobs = plan_jobs(src, dst)
     report_path = Path(report) if report is not None else None
-    _check_report_path(report_path, [src])
+    check_report_path(report_path, [src])
     started = datetime.now(timezone.utc)
     outcome = run_jobs(jobs, cfg, Progress(enabled=False))
     if report_path is not None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError, OutputError, StreamdpError
+from .errors import ConfigError, StreamdpError
 from .config_cli import add_config_parser
 from .eval.cli import add_eval_parser
 from .live.cli import add_live_parsers
@@ -68,29 +67,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _check_report_path(report: Path | None, inputs: list[Path]) -> None:
-    if report is None:
-        return
-    if report.exists() and report.is_dir():
-        raise OutputError(f"report path is a folder: {report}")
-    if any(report.resolve() == p.resolve() for p in inputs):
-        raise OutputError(f"report path is the input: {report}")
-    parent = report.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write the report under {parent}")
-
-
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from .config import load_config
     from .media import plan_jobs
     from .progress import Progress
+    from .report import check_report_path
     from .runner import run_jobs
 
     config = load_config(args.config, _overrides(args))
     jobs = plan_jobs(args.input, args.output)
-    _check_report_path(args.report, [args.input] + [j.src for j in jobs])
+    check_report_path(args.report, [args.input] + [j.src for j in jobs])
     started = datetime.now(timezone.utc)
     show = not args.quiet and sys.stderr.isatty()
     with Progress(enabled=show, files=len(jobs)) as progress:

@@ -108,6 +108,24 @@ def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[
     }
 
 
+def check_report_path(report: Path | None, inputs: list[Path]) -> None:
+    """Refuse, before any work, a report path that cannot be written: a folder, one of the
+    inputs, or under a folder this user cannot write to (``OutputError``)."""
+    from .errors import OutputError
+
+    if report is None:
+        return
+    if report.exists() and report.is_dir():
+        raise OutputError(f"report path is a folder: {report}")
+    if any(report.resolve() == p.resolve() for p in inputs):
+        raise OutputError(f"report path is the input: {report}")
+    parent = report.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write the report under {parent}")
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

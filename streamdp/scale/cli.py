@@ -105,7 +105,8 @@ def _metrics(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_batch(args: argparse.Namespace, argv: list[str]) -> int:
-    from ..cli import _check_report_path, _overrides
+    from ..cli import _overrides
+    from ..report import check_report_path
     from ..config import load_config
     from ..report import build_report, write_json_atomic
     from .archive import check_inputs, iter_jobs, sweep_temp_files
@@ -117,7 +118,7 @@ def cmd_batch(args: argparse.Namespace, argv: list[str]) -> int:
     out = args.output.absolute()
     check_inputs(inputs, out)
     report_path = args.report or out / REPORT_NAME
-    _check_report_path(report_path, inputs)
+    check_report_path(report_path, inputs)
     swept = sweep_temp_files(out)
     started = datetime.now(timezone.utc)
     config_dump = config.model_dump(mode="json")
