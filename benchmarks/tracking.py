@@ -60,7 +60,7 @@ def main() -> int:
     cols = ["people", "tracks", "false_tracks", "id_switches", "fragmentations", "idf1", "face_frames",
             "face_frames_raw_any_pixel", "face_frames_raw_over_10pct"]
     path = "files (look-back)" if args.files else "live (no look-back)"
-    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, search {args.config.detect.effective_search()}, "
+    print(f"{len(args.seeds)} photo seeds x {args.seconds:g} s at {args.size}, {path}, search {args.config.detect.effective_search(6 if args.files else 0)}, "
           f"tile size {args.config.detect.tile_size}, {time.time() - t0:.0f} s")
     print("| scene | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
@@ -104,7 +104,7 @@ def ladder(args: argparse.Namespace) -> int:
 
     size = tuple(int(v) for v in args.size.split("x"))
     heights = args.ladder or [20, 24, 32, 40, 48, 64]
-    print(f"faces per height: 3 x {len(args.seeds)} seeds, 4 s at {args.size}, search {args.config.detect.effective_search()}; "
+    print(f"faces per height: 3 x {len(args.seeds)} seeds, 4 s at {args.size}, search live {args.config.detect.effective_search(0)} / files {args.config.detect.effective_search(6)}; "
           "face-frames with any raw pixel / > 10% raw")
     print("| face height (px) | live: raw any / >10% / of | files: raw any / >10% / of | tracks / people (live) |")
     print("|---|---|---|---|")

@@ -247,10 +247,34 @@ def test_tracked_faces_are_confirmed_every_frame(detector):
     with FaceDetector(DetectConfig(tile_every=12)) as det:
         full = det.detect_batch([img], [0])[0]  # frame 0: its tiles' turn
         assert len(full)
+        skipped0 = det.totals["confirm_skipped"]
         later = det.detect_batch([img], [5], [full.boxes])[0]
-        assert det.last_timing["confirm_calls"] == min(len(full), 16)
+        # each tracked face is confirmed in its own view unless the first look found it for sure
+        assert det.last_timing["confirm_calls"] + det.totals["confirm_skipped"] - skipped0 == min(len(full), 16)
+        assert det.last_timing["confirm_calls"] >= 1
         found = (box_iou(full.boxes, later.boxes) > 0.5).any(axis=1) if len(later) else np.zeros(len(full), bool)
         assert found.mean() >= 0.9, (full.boxes, later.boxes)
+
+
+@needs_media
+def test_a_tracked_face_the_first_look_found_for_sure_gets_no_confirmation_view():
+    """A big face the full view sees at a comfortable size and score needs no view of its own
+    each frame (the same face, the same box); the small faces of a group photo, which the full
+    view sees too small, still get theirs."""
+    import cv2
+
+    frame = video_frames("WolfgangLanger_Pexels.mp4", [100])[0][2]
+    big = np.ascontiguousarray(cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR))
+    with FaceDetector(DetectConfig(tile_every=5)) as det:
+        first = det.detect_batch([big], [0], [np.zeros((0, 4))])[0]
+        assert len(first) == 1
+        again = det.detect_batch([big], [1], [first.boxes])[0]
+        assert det.last_timing["confirm_calls"] == 0 and det.totals["confirm_skipped"] == 1
+        assert len(again) == 1 and box_iou(first.boxes, again.boxes)[0, 0] > 0.9
+        group = read_rgb(MEDIA / "multi_face.jpg")
+        faces = det.detect_batch([group], [0], [np.zeros((0, 4))])[0]
+        det.detect_batch([group], [1], [faces.boxes])
+        assert det.last_timing["confirm_calls"] >= 1
 
 
 def test_detector_rejects_bad_input_and_closes():

@@ -25,6 +25,9 @@ CONTAINED_IOA = 0.85
 # the mirror image of a face near the edge (a ghost) lies wholly outside it, a cut face straddles it.
 EDGE_MIN_INSIDE = 0.3
 CONFIRM = object()  # owner tag of a confirmation view (a tracked face's expected place)
+# what verify.first_look_sure keeps without a second look (verify.ACCEPT_SCORE, COMFORT_SIZE)
+SURE_SCORE = 0.8
+SURE_REL = 0.25
 
 
 @dataclass
@@ -85,6 +88,10 @@ def merge(c: Candidates, nms_iou: float, confirmed: float | None = None) -> Cand
         c = c.select(keep)
     if len(c) > 1:
         rank = c.scores if confirmed is None else c.scores + 2.0 * (c.confirm & (c.scores >= confirmed))
+        # a candidate the second looks keep as it is goes before an unsure one of the same face
+        # (a tracked face seen whole at a comfortable size in one view and small in another would
+        # otherwise be looked at again every frame)
+        rank = rank + 1.0 * ((c.scores >= SURE_SCORE) & (c.rel >= SURE_REL) & ~c.cut)
         c = c.select(nms(c.boxes, rank, nms_iou, contained=CONTAINED_IOA))
     return c
 

@@ -24,7 +24,14 @@ from .canvas import Band, CanvasPlan, band_candidates, band_rect, build_canvas, 
 from .candidates import CONFIRM, Candidates, finalize, from_view, merge
 from .schedule import ChangeGate, TileSchedule, gate_refresh
 from .tiles import MirrorFrame, Tile, mirror_padded
-from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
+from .geometry import box_iou
+from .verify import (MAX_CONFIRM, RejectMemory, apply_second_looks, first_look_sure, look_view, needs_confirmation,
+                     plan_second_looks)
+
+# a tracked face whose expected box a sure first-look candidate overlaps this much was found: no
+# confirmation view for it this frame (tracked boxes move little between frames; a lagging
+# prediction, a face crossing another: the view runs)
+CONFIRM_FOUND_IOU = 0.5
 
 Owner = tuple[int, "Tile | object | None"]  # frame number in the call, and None (full frame), a Tile or CONFIRM
 
@@ -86,6 +93,7 @@ class FaceDetector:
             "rejected": 0,
             "rejected_again": 0,
             "tiles_skipped_unchanged": 0,
+            "confirm_skipped": 0,
         }
 
     # -- context manager ----------------------------------------------------------------------
@@ -150,7 +158,7 @@ class FaceDetector:
             gate.begin(imgs[0], tracked)
 
         # 1. search: full frames and tiles, all in one go
-        views, owners, padded, n_tiles, n_confirm = self._search_views(imgs, frame_indices, hints, gate)
+        views, owners, padded, n_tiles, confirms = self._search_views(imgs, frame_indices, hints, gate)
         t_full = t0
         if not self.runner.batched:  # mediapipe: time the full frame's call on its own, as before
             results = [self._run(*views[0])]
@@ -158,20 +166,23 @@ class FaceDetector:
             results += self._run_many(views[1:])
         else:
             results = self._run_many(views)
-        band_parts: list[list[Candidates]] = [[] for _ in imgs]
+        parts: list[list[Candidates]] = [[] for _ in imgs]
         if self.search == "canvas":
-            n_tiles += self._search_bands(imgs, frame_indices, band_parts, gate)
+            n_tiles += self._search_bands(imgs, frame_indices, parts, gate)
+        self._add_parts(imgs, owners, results, parts)
+        # then the confirmation views of the tracked faces the first look did not already find
+        n_confirm = self._confirm(imgs, confirms, parts)
         t_tiles = time.perf_counter()
         if self.runner.batched:
             t_full = t_tiles
-        cands = self._candidates(imgs, owners, results, band_parts)
+        cands = [merge(Candidates.concat(p), self.cfg.nms_iou, self.new_face_score) for p in parts]
 
         # 2. second looks, all in one go
         out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None, gate)
         if gate is not None:
             gate.found(out[0].boxes)  # what the regions searched now found (see ChangeGate.keep)
         t_end = time.perf_counter()
-        calls = len(views) + n_verify
+        calls = len(views) + n_confirm + n_verify
         self.last_timing = {
             "full_s": t_full - t0,
             "tiles_s": t_tiles - t_full,
@@ -194,13 +205,15 @@ class FaceDetector:
     def _search_views(
         self, imgs: list[np.ndarray], frame_indices: Sequence[int], hints: Sequence[np.ndarray | None] | None,
         gate: ChangeGate | None,
-    ) -> tuple[list[View], list[Owner], dict[int, tuple[np.ndarray, int]], int, int]:
+    ) -> tuple[list[View], list[Owner], dict[int, MirrorFrame], int, list[tuple[int, np.ndarray, View]]]:
         """Every first-look view of the frames with its owner; the mirror-padded frames (frame ->
-        ``MirrorFrame``) of the frames whose edges are searched; how many tile and confirmation views."""
+        ``MirrorFrame``) of the frames whose edges are searched; how many tile views; the tracked
+        faces' confirmation views (frame, expected box, view), run after the first look."""
         views: list[View] = []
         owners: list[Owner] = []
         padded: dict[int, MirrorFrame] = {}
-        n_tiles = n_confirm = 0
+        confirms: list[tuple[int, np.ndarray, View]] = []
+        n_tiles = 0
         for f, (img, fi) in enumerate(zip(imgs, frame_indices)):
             views.append((img, 0, 0))
             owners.append((f, None))
@@ -226,9 +239,7 @@ class FaceDetector:
             for box in [b for b in boxes if needs_confirmation(img, b)][:MAX_CONFIRM]:
                 view = look_view(img, box)
                 if view is not None:
-                    views.append(view)
-                    owners.append((f, CONFIRM))
-                    n_confirm += 1
+                    confirms.append((f, box, view))
             if edges:
                 pad = self._schedule.edge_pad(w, h)
                 big = mirror_padded(img, pad)
@@ -238,7 +249,7 @@ class FaceDetector:
                 for tile in edges:
                     views.append((big[tile.y0 + p : tile.y1 + p, tile.x0 + p : tile.x1 + p], tile.x0, tile.y0))
                     owners.append((f, tile))
-        return views, owners, padded, n_tiles, n_confirm
+        return views, owners, padded, n_tiles, confirms
 
     def canvas_plan(self, width: int, height: int) -> CanvasPlan:
         """The canvas levels and bands of frames of this size (cached)."""
@@ -281,16 +292,42 @@ class FaceDetector:
             self.totals["tile_passes"] += 1
         return n
 
-    def _candidates(self, imgs: list[np.ndarray], owners: list[Owner], results: list[Result],
-                    band_parts: list[list[Candidates]]) -> list[Candidates]:
-        """Each frame's first-look candidates from all its views and canvas bands, merged."""
-        parts: list[list[Candidates]] = [list(p) for p in band_parts]
+    @staticmethod
+    def _add_parts(imgs: list[np.ndarray], owners: list[Owner], results: list[Result],
+                   parts: list[list[Candidates]]) -> None:
+        """Each view's candidates added to its frame's ``parts``."""
         for (f, owner), (b, s, k) in zip(owners, results):
             h, w = imgs[f].shape[:2]
             part = from_view(owner, b, s, k, w, h)
             if part is not None:
                 parts[f].append(part)
-        return [merge(Candidates.concat(p), self.cfg.nms_iou, self.new_face_score) for p in parts]
+
+    def _confirm(self, imgs: list[np.ndarray], confirms: list[tuple[int, np.ndarray, View]],
+                 parts: list[list[Candidates]]) -> int:
+        """Run the confirmation views of the tracked faces this frame's first look has not
+        already found for sure, and add their candidates to ``parts``; how many ran. Found for
+        sure: a candidate the second looks would keep as it is (``verify.first_look_sure``: no
+        tile border cut it, it scored >= 0.8 at a comfortable size) overlapping the expected box
+        by IoU >= ``CONFIRM_FOUND_IOU``. A big face the full view sees at the model's favourite
+        scale needs no second view of itself each frame; a face the first look missed, only half
+        saw or saw too small, or one at the frame's border (cut by it) gets its view as before."""
+        todo = []
+        sure_boxes: dict[int, np.ndarray] = {}
+        for f, box, view in confirms:
+            h, w = imgs[f].shape[:2]
+            if box[0] <= 1 or box[1] <= 1 or box[2] >= w - 1 or box[3] >= h - 1:
+                todo.append((f, view))  # a face at the frame's border: always its own view (continuity)
+                continue
+            if f not in sure_boxes:
+                c = Candidates.concat(parts[f]) if parts[f] else None
+                sure_boxes[f] = c.boxes[first_look_sure(c)] if c is not None else np.zeros((0, 4), np.float32)
+            found = sure_boxes[f]
+            if len(found) and box_iou(np.asarray(box, np.float64)[None], found.astype(np.float64)).max() >= CONFIRM_FOUND_IOU:
+                continue
+            todo.append((f, view))
+        self.totals["confirm_skipped"] += len(confirms) - len(todo)
+        self._add_parts(imgs, [(f, CONFIRM) for f, _ in todo], self._run_many([v for _, v in todo]), parts)
+        return len(todo)
 
     def _second_looks(
         self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, MirrorFrame], stream_index: int | None,

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Candidates
+from .candidates import SURE_REL, SURE_SCORE, Candidates
 from .geometry import box_iou, square_crop
 from .schedule import ChangeGate
 from .tiles import MirrorFrame
 
-ACCEPT_SCORE = 0.8  # a tile candidate this confident, at a comfortable size, needs no second look
-COMFORT_SIZE = 0.25  # box side / model input side from which the model is reliable
+ACCEPT_SCORE = SURE_SCORE  # a tile candidate this confident (0.8), at a comfortable size, needs no second look
+COMFORT_SIZE = SURE_REL  # box side / model input side (0.25) from which the model is reliable
 VERIFY_CONTEXT = 2.0  # second-look crop side / box side: the face fills half the model's input
 VERIFY_IOU = 0.2
 MAX_VERIFY = 64  # second looks per frame at most (a texture seen again is remembered: see REJECT_MEMORY_FRAMES)
@@ -96,6 +96,12 @@ class LookPlan:
     again: int = 0
 
 
+def first_look_sure(c: Candidates) -> np.ndarray:
+    """The candidates kept without a second look: confident (>= ``ACCEPT_SCORE``) at a
+    comfortable size (box >= ``COMFORT_SIZE`` of the model's input), not cut by a tile border."""
+    return (c.scores >= ACCEPT_SCORE) & (c.rel >= COMFORT_SIZE) & ~c.cut
+
+
 def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidence: float,
                       padded: MirrorFrame | None = None, memory: Memory | None = None) -> LookPlan:
     """Decide every candidate by the score the model gives it at its favourite scale.
@@ -130,7 +136,7 @@ def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidenc
         return LookPlan(np.zeros(0, bool), np.zeros(0, np.int64), [])
     boxes, scores = c.boxes, c.scores
     size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    sure = (scores >= ACCEPT_SCORE) & (c.rel >= COMFORT_SIZE) & ~c.cut
+    sure = first_look_sure(c)
     # seen in a confirmation view, which is already a look at the favourite scale
     sure |= c.confirm & (scores >= need)
     # a second look would see about the full frame again: judge the full frame's look
