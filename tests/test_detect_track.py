@@ -277,6 +277,43 @@ def test_a_tracked_face_the_first_look_found_for_sure_gets_no_confirmation_view(
         assert det.last_timing["confirm_calls"] >= 1
 
 
+def test_another_tracks_confirmation_view_showing_a_face_cut_does_not_replace_its_whole_box():
+    """The bundled sample at 720p (as benchmarks/clips.py builds it), frames 280-330, the file
+    pipeline's face stage: from frame 299 a patch of hair at the right edge is a provisional
+    satellite track, whose confirmation view's crop cuts the person's face at its left side. The
+    face's own sure first-look box must win over that truncated one in every frame (it had
+    become its right two thirds, left side at x = 812, in every other frame: dp-image then
+    pasted a narrowed face)."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    from streamdp.builder import build_face_stage
+    from streamdp.config import load_config
+    from streamdp.types import Frame
+
+    from conftest import REPO
+
+    stage = build_face_stage(load_config(), 23.976, lookback_frames=5.99)
+    lefts = []
+    try:
+        with av.open(str(REPO / "samples" / "WolfgangLanger_Pexels.mp4")) as c:
+            for i, f in enumerate(c.decode(video=0)):
+                if i < 280:
+                    continue
+                if i > 330:
+                    break
+                img = np.ascontiguousarray(cv2.resize(f.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_CUBIC))
+                stage.process(Frame(i, img, pts=i * 1001, time_base=Fraction(1, 24000)))
+                d = stage.last_detected
+                assert len(d), i
+                lefts.append(float(d.boxes[np.argmax(d.scores), 0]))
+    finally:
+        stage.close()
+    assert max(lefts) < 760, lefts
+
+
 def test_detector_rejects_bad_input_and_closes():
     det = FaceDetector(DetectConfig())
     with pytest.raises(ValueError):

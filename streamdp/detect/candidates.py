@@ -88,10 +88,13 @@ def merge(c: Candidates, nms_iou: float, confirmed: float | None = None) -> Cand
         c = c.select(keep)
     if len(c) > 1:
         rank = c.scores if confirmed is None else c.scores + 2.0 * (c.confirm & (c.scores >= confirmed))
-        # a candidate the second looks keep as it is goes before an unsure one of the same face
-        # (a tracked face seen whole at a comfortable size in one view and small in another would
-        # otherwise be looked at again every frame)
-        rank = rank + 1.0 * ((c.scores >= SURE_SCORE) & (c.rel >= SURE_REL) & ~c.cut)
+        # a candidate the second looks keep as it is goes before an unsure one of the same face,
+        # as a confirmation view's does (a tracked face seen whole at a comfortable size in one
+        # view and small in another would otherwise be looked at again every frame; and another
+        # face's confirmation view that shows this one cut by its crop must not win over it)
+        sure = (c.scores >= SURE_SCORE) & (c.rel >= SURE_REL) & ~c.cut
+        if confirmed is not None:
+            rank = np.where(sure & (rank < 2.0), c.scores + 2.0, rank)
         c = c.select(nms(c.boxes, rank, nms_iou, contained=CONTAINED_IOA))
     return c
 
