@@ -36,12 +36,16 @@ def main() -> int:
                    help="instead: face heights (px, brows to chin) for the smallest-face table, live and files paths")
     p.add_argument("--search", choices=["auto", "canvas", "tiles"], default="auto", help="detect.search (how the pyramid is searched)")
     p.add_argument("--tile-size", default="auto", help="detect.tile_size (the finest pyramid level)")
+    p.add_argument("--tile-overlap", type=float, default=None, help="detect.tile_overlap (default: the config's)")
     p.add_argument("--no-gate", action="store_true", help="detect.skip_unchanged: false (search every due region whatever its pixels)")
     args = p.parse_args()
     from streamdp.config import Config
 
-    args.config = Config.model_validate({"detect": {"search": args.search, "skip_unchanged": not args.no_gate,
-                                                       "tile_size": args.tile_size if args.tile_size == "auto" else int(args.tile_size)}})
+    detect = {"search": args.search, "skip_unchanged": not args.no_gate,
+              "tile_size": args.tile_size if args.tile_size == "auto" else int(args.tile_size)}
+    if args.tile_overlap is not None:
+        detect["tile_overlap"] = args.tile_overlap
+    args.config = Config.model_validate({"detect": detect})
     if args.ladder is not None:
         return ladder(args)
     size = tuple(int(v) for v in args.size.split("x"))
