@@ -353,3 +353,36 @@ def test_detect_threads_is_auto_or_a_small_count():
     for bad in (0, 65, "many"):
         with pytest.raises(ValidationError):
             DetectConfig(threads=bad)
+
+
+def test_both_onnxruntime_wheels_without_cuda_say_why_once(monkeypatch, caplog):
+    """``pip install '.[gpu]'`` leaves onnxruntime and onnxruntime-gpu both installed (one module,
+    whichever came last): without CUDA the provider choice says so, once, with the fix."""
+    import logging
+    from importlib import metadata
+
+    import streamdp.detect.blazeface as bf
+
+    versions = {"onnxruntime": "1.22.0", "onnxruntime-gpu": "1.22.0"}
+
+    def fake_version(name: str) -> str:
+        if name in versions:
+            return versions[name]
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", fake_version)
+    bf.onnxruntime_clash.cache_clear()
+    bf._warn_once.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="streamdp"):
+            assert bf.select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+            bf.select_providers(["CPUExecutionProvider"])
+        warned = [r.getMessage() for r in caplog.records if "onnxruntime-gpu are both installed" in r.getMessage()]
+        assert len(warned) == 1 and "pip uninstall -y onnxruntime onnxruntime-gpu" in warned[0]
+        assert bf.select_providers(["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
+        del versions["onnxruntime-gpu"]
+        bf.onnxruntime_clash.cache_clear()
+        assert bf.onnxruntime_clash() is None
+    finally:
+        bf.onnxruntime_clash.cache_clear()
+        bf._warn_once.cache_clear()

@@ -40,6 +40,8 @@ configures; defaults for a model without detector metadata, and the Python API's
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -266,13 +268,44 @@ def _to_image(b: np.ndarray, w: int, h: int, mode: BoxMode) -> np.ndarray:
 
 
 def select_providers(available: Sequence[str] | None = None) -> list[str]:
-    """CUDA when this onnxruntime has it, else CPU."""
+    """CUDA when this onnxruntime has it, else CPU (the detector's, dp-image's encoder's and the
+    generator's sessions all choose here). Without CUDA while both the ``onnxruntime`` and the
+    ``onnxruntime-gpu`` wheels are installed, says once why (``onnxruntime_clash``)."""
     import onnxruntime as ort
 
     available = list(ort.get_available_providers()) if available is None else list(available)
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    clash = onnxruntime_clash()
+    if clash:
+        _warn_once(clash)
     return ["CPUExecutionProvider"]
+
+
+@lru_cache(maxsize=1)
+def onnxruntime_clash() -> str | None:
+    """Why CUDA may be missing: ``pip install '.[gpu]'`` leaves both wheels installed, and both
+    write the one ``onnxruntime`` module (whichever went in last is the one imported)."""
+    from importlib import metadata
+
+    names = set()
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(dist)
+            names.add(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    if names != {"onnxruntime", "onnxruntime-gpu"}:
+        return None
+    return ("onnxruntime and onnxruntime-gpu are both installed and this onnxruntime has no CUDA: running on "
+            "the CPU. For the GPU: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
+
+
+@lru_cache(maxsize=4)
+def _warn_once(message: str) -> None:
+    import logging
+
+    logging.getLogger("streamdp").warning(message)
 
 
 class BlazeFaceRunner:

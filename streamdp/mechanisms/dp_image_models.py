@@ -23,13 +23,11 @@ AUTOENCODER_MODEL_DIR = MODELS / "dpimage"
 
 
 def select_providers(available: list[str] | None = None) -> list[str]:
-    """CUDA first when onnxruntime offers it, then CPU (as deface picks its provider)."""
-    import onnxruntime as ort
+    """CUDA first when onnxruntime offers it, then CPU (as deface picks its provider): the
+    detector's choice (``detect.blazeface.select_providers``), one rule for every session."""
+    from ..detect.blazeface import select_providers as choose
 
-    available = list(ort.get_available_providers()) if available is None else available
-    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    chosen = [p for p in order if p in available]
-    return chosen or ["CPUExecutionProvider"]
+    return choose(available)
 
 
 def open_session(path: Path, providers: list[str]) -> Any:
