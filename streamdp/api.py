@@ -94,10 +94,9 @@ def anonymize_file(src: str | Path, dst: str | Path, *, config: Config | str | P
     configuration; nothing is then left at ``dst``. A ``KeyboardInterrupt`` propagates; frames
     already encoded are kept as a playable ``NAME.partial.EXT`` beside ``dst``, as on the CLI.
     """
-    from .report import check_report_path
     from .media import plan_jobs
     from .progress import Progress
-    from .report import build_report, write_json_atomic
+    from .report import build_report, check_report_path, write_json_atomic
     from .runner import run_jobs
 
     cfg = build_config(config, mechanism, **overrides)

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
 
 from .config_base import Section
 from .errors import ConfigError
+
+
+# the range of each of DetectConfig's "auto"-or-N fields
+_DETECT_AUTO_OR_RANGE = {"tile_every": (1, 30), "threads": (1, 64), "tile_size": (128, 2048)}
 
 
 class DetectConfig(Section):
@@ -91,25 +95,12 @@ class DetectConfig(Section):
         # without a pipeline's look-back (a detector of its own, the Python API) as live does
         return "canvas" if lookback_frames is not None and lookback_frames >= 2 else "tiles"
 
-    @field_validator("tile_every")
+    @field_validator(*_DETECT_AUTO_OR_RANGE)
     @classmethod
-    def _tile_every_range(cls, v: str | int) -> str | int:
-        if v != "auto" and not 1 <= int(v) <= 30:
-            raise ValueError("must be 'auto' or 1..30")
-        return v
-
-    @field_validator("threads")
-    @classmethod
-    def _threads_range(cls, v: str | int) -> str | int:
-        if v != "auto" and not 1 <= int(v) <= 64:
-            raise ValueError("must be 'auto' or 1..64")
-        return v
-
-    @field_validator("tile_size")
-    @classmethod
-    def _tile_size_range(cls, v: str | int) -> str | int:
-        if v != "auto" and not 128 <= int(v) <= 2048:
-            raise ValueError("must be 'auto' or 128..2048")
+    def _auto_or_in_range(cls, v: str | int, info: ValidationInfo) -> str | int:
+        lo, hi = _DETECT_AUTO_OR_RANGE[info.field_name]
+        if v != "auto" and not lo <= int(v) <= hi:
+            raise ValueError(f"must be 'auto' or {lo}..{hi}")
         return v
 
     def effective_tile_size(self, lookback_frames: float = 0.0) -> int:

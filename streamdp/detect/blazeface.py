@@ -40,9 +40,8 @@ configures; defaults for a model without detector metadata, and the Python API's
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 

@@ -25,7 +25,7 @@ CONTAINED_IOA = 0.85
 # the mirror image of a face near the edge (a ghost) lies wholly outside it, a cut face straddles it.
 EDGE_MIN_INSIDE = 0.3
 CONFIRM = object()  # owner tag of a confirmation view (a tracked face's expected place)
-# what verify.first_look_sure keeps without a second look (verify.ACCEPT_SCORE, COMFORT_SIZE)
+# what first_look_sure keeps without a second look (verify's ACCEPT_SCORE, COMFORT_SIZE)
 SURE_SCORE = 0.8
 SURE_REL = 0.25
 
@@ -74,6 +74,12 @@ def from_view(owner: Tile | object | None, b: np.ndarray, s: np.ndarray, k: np.n
     return Candidates(b, s, k, cut, rel_size(b, owner.size), np.zeros(n, bool), np.zeros(n, bool))
 
 
+def first_look_sure(c: Candidates) -> np.ndarray:
+    """The candidates kept without a second look: confident (>= ``SURE_SCORE``) at a
+    comfortable size (box >= ``SURE_REL`` of the model's input), not cut by a tile border."""
+    return (c.scores >= SURE_SCORE) & (c.rel >= SURE_REL) & ~c.cut
+
+
 def merge(c: Candidates, nms_iou: float, confirmed: float | None = None) -> Candidates:
     """Drop explained cut boxes, then NMS (score order) over all views. ``confirmed``: a
     confirmation-view candidate scoring at least this goes first (it is already a look at the
@@ -87,14 +93,12 @@ def merge(c: Candidates, nms_iou: float, confirmed: float | None = None) -> Cand
         keep[np.flatnonzero(cut)[explained]] = False
         c = c.select(keep)
     if len(c) > 1:
-        rank = c.scores if confirmed is None else c.scores + 2.0 * (c.confirm & (c.scores >= confirmed))
-        # a candidate the second looks keep as it is goes before an unsure one of the same face,
-        # as a confirmation view's does (a tracked face seen whole at a comfortable size in one
+        # a confirmation view's candidate and one the second looks keep as it is go before an
+        # unsure one of the same face (a tracked face seen whole at a comfortable size in one
         # view and small in another would otherwise be looked at again every frame; and another
         # face's confirmation view that shows this one cut by its crop must not win over it)
-        sure = (c.scores >= SURE_SCORE) & (c.rel >= SURE_REL) & ~c.cut
-        if confirmed is not None:
-            rank = np.where(sure & (rank < 2.0), c.scores + 2.0, rank)
+        rank = c.scores if confirmed is None else \
+            c.scores + 2.0 * ((c.confirm & (c.scores >= confirmed)) | first_look_sure(c))
         c = c.select(nms(c.boxes, rank, nms_iou, contained=CONTAINED_IOA))
     return c
 

@@ -21,12 +21,11 @@ from ..errors import ModelError
 from ..types import Detections
 from .backends import Backend, Result, View, open_backend, resolve_backend
 from .canvas import Band, CanvasPlan, band_candidates, band_rect, build_canvas, plan_canvases
-from .candidates import CONFIRM, Candidates, finalize, from_view, merge
+from .candidates import CONFIRM, Candidates, finalize, first_look_sure, from_view, merge
 from .schedule import ChangeGate, TileSchedule, gate_refresh
 from .tiles import MirrorFrame, Tile, mirror_padded
 from .geometry import box_iou
-from .verify import (MAX_CONFIRM, RejectMemory, apply_second_looks, first_look_sure, look_view, needs_confirmation,
-                     plan_second_looks)
+from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
 
 # a tracked face whose expected box a sure first-look candidate overlaps this much was found: no
 # confirmation view for it this frame (tracked boxes move little between frames; a lagging
@@ -306,7 +305,7 @@ class FaceDetector:
                  parts: list[list[Candidates]]) -> int:
         """Run the confirmation views of the tracked faces this frame's first look has not
         already found for sure, and add their candidates to ``parts``; how many ran. Found for
-        sure: a candidate the second looks would keep as it is (``verify.first_look_sure``: no
+        sure: a candidate the second looks would keep as it is (``candidates.first_look_sure``: no
         tile border cut it, it scored >= 0.8 at a comfortable size) overlapping the expected box
         by IoU >= ``CONFIRM_FOUND_IOU``. A big face the full view sees at the model's favourite
         scale needs no second view of itself each frame; a face the first look missed, only half

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import SURE_REL, SURE_SCORE, Candidates
+from .candidates import SURE_REL, SURE_SCORE, Candidates, first_look_sure
 from .geometry import box_iou, square_crop
 from .schedule import ChangeGate
 from .tiles import MirrorFrame
@@ -94,12 +94,6 @@ class LookPlan:
     todo: np.ndarray
     looks: list[View]
     again: int = 0
-
-
-def first_look_sure(c: Candidates) -> np.ndarray:
-    """The candidates kept without a second look: confident (>= ``ACCEPT_SCORE``) at a
-    comfortable size (box >= ``COMFORT_SIZE`` of the model's input), not cut by a tile border."""
-    return (c.scores >= ACCEPT_SCORE) & (c.rel >= COMFORT_SIZE) & ~c.cut
 
 
 def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidence: float,

@@ -106,9 +106,8 @@ def _metrics(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def cmd_batch(args: argparse.Namespace, argv: list[str]) -> int:
     from ..cli import _overrides
-    from ..report import check_report_path
     from ..config import load_config
-    from ..report import build_report, write_json_atomic
+    from ..report import build_report, check_report_path, write_json_atomic
     from .archive import check_inputs, iter_jobs, sweep_temp_files
     from .batch import run_batch
     from .raylocal import start_ray
