@@ -28,6 +28,7 @@ import platform
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,33 @@ def _q(values: list[float]) -> dict[str, float | None]:
     a = np.asarray(values) * 1000
     return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1),
             "max_ms": round(float(a.max()), 1), "n": len(values)}
+
+
+def _thread_ticks(pid: int) -> dict[str, int]:
+    """CPU clock ticks (user + system) so far of each thread of ``pid``, summed by its OS name
+    (streamdp names its stage threads: ``stages.name_native_thread``); {} where /proc has none."""
+    out: dict[str, int] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
+def _thread_cpu(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
+    """Cores each named thread group used between two ``_thread_ticks`` (busiest first)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    used = {k: (v - before.get(k, 0)) / hz / seconds for k, v in after.items()}
+    return {k: round(v, 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.001}
 
 
 def _read(url: str, seconds: float, sent_of) -> tuple[list[float], int, float, int]:  # type: ignore[no-untyped-def]
@@ -96,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             report = work / "relay.json"
             relay = rs.Relay([a.url("in"), b.url("anon"), "-m", args.mechanism, "--deadline-ms", str(args.deadline_ms),
                               "--report", str(report), "-q"] + (["--config", args.config] if args.config else []), work, max_seconds=2 * args.seconds + 120).start()
+            ticks0, t0 = _thread_ticks(relay.proc.pid), time.monotonic()
             rel_lat, rel_n, rel_fps, distinct = _read(b.url("anon"), args.seconds, pub.sent)
+            thread_cpu = _thread_cpu(ticks0, _thread_ticks(relay.proc.pid), time.monotonic() - t0)
             rc, stop_s = relay.stop(signal.SIGINT)
             if rc != 0 or not report.exists():
                 print(relay.stderr[-3000:], file=sys.stderr)
@@ -132,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         "frames_read": rel_n,
         "counts": s["counts"],
         "stop_s": round(stop_s, 3),
+        # cores each of the relay's threads used while it was read (Linux; x264 runs in its own
+        # process, streamdp.live.publisher)
+        "relay_thread_cores": thread_cpu,
     }
     print(json.dumps(summary, indent=2))
     if args.json:
@@ -143,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {args.mechanism} | {r.get('p50_ms')} / {r.get('p95_ms')} | {e['p50_ms']} / {e['p95_ms']} | "
           f"{base['p50_ms']} / {base['p95_ms']} | {s['fps_in']} / {s['fps_out']} | "
           f"{c['frames_dropped_stale']} / {c['frames_dropped_late']} of {c['frames_in']} | {c['frames_fallback']} |")
+    if thread_cpu:
+        print("\nrelay threads, cores while measured: " + ", ".join(f"{k} {v:.2f}" for k, v in thread_cpu.items()))
     return 0
 
 

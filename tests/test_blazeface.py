@@ -98,6 +98,33 @@ def test_letterbox_pads_the_short_side_with_minus_one():
     assert -1 < x[50, 127, 0] < 1
 
 
+def test_edge_tiles_are_sampled_from_the_frame_as_if_mirror_padded():
+    """A mirrored edge tile (``tiles.MirroredView``) is warped straight from the frame with a
+    reflect-101 border: exactly the model input the warp of the mirror-padded frame's crop gave
+    (MediaPipe's perspective warp), on every edge tile of several frame sizes; ``materialize``
+    is that crop itself (for MediaPipe Tasks)."""
+    import cv2
+
+    from streamdp.detect.blazeface import letterbox_matrix, letterbox_u8
+    from streamdp.detect.tiles import MirroredView, mirror_padded, plan_edge_tiles
+
+    rng = np.random.default_rng(3)
+    for (w, h), edges in (((1280, 720), "sides"), ((853, 480), "all"), ((640, 360), "sides")):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 1.5)
+        tiles = plan_edge_tiles(w, h, DetectConfig(edge_search=edges))
+        pad = max(t.size // 2 for t in tiles) + 2
+        big = mirror_padded(img, pad)
+        assert tiles
+        for t in tiles:
+            crop = big[t.y0 + pad : t.y1 + pad, t.x0 + pad : t.x1 + pad]
+            m = letterbox_matrix(t.size, t.size)[0]
+            want = cv2.warpPerspective(crop, m, (128, 128), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            view = MirroredView(img, t.x0, t.y0, t.size)
+            np.testing.assert_array_equal(letterbox_u8(view)[0], want)
+            np.testing.assert_array_equal(view.materialize(), crop)
+            np.testing.assert_array_equal(letterbox_u8(crop)[0], want)  # the affine warp of a plain view too
+
+
 def test_onnx_model_has_a_dynamic_batch(runner):
     for n in (1, 3):
         reg, cls = runner.infer(np.zeros((n, 128, 128, 3), np.float32))

@@ -895,3 +895,21 @@ def test_live_overlap_stops_when_latency_nears_the_deadline() -> None:
     assert overlapping <= 1, f"{overlapping} detections overlapped privatization after the switch"
     c = metrics.snapshot()["counts"]
     assert c["frames_pipelined"] < c["frames_privatized"] + c["frames_fallback"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_stage_threads_carry_their_names_to_the_os():
+    """A stage thread's name reaches the OS (``top -H``, /proc/PID/task/*/comm: which stage
+    burns the CPU, seen from outside; benchmarks/latency.py sums the relay's threads by it)."""
+    from streamdp.stages import Pipeline
+
+    seen: list[str] = []
+
+    def stage() -> None:
+        seen.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip())
+
+    pipe = Pipeline()
+    pipe.spawn("faces-stream0", stage).join(5)
+    assert seen == ["faces-stream0"]
+    pipe.spawn("sink-stream0-recording", stage).join(5)
+    assert seen[1] == "sink-stream0-re"  # the OS keeps 15 bytes

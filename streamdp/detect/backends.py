@@ -20,10 +20,12 @@ from ..errors import ModelError
 from ..types import NUM_KEYPOINTS
 from .blazeface import BlazeFaceRunner, default_onnx_path
 from .native import close_at_exit, native_stderr_silenced, safe_close
+from .tiles import MirroredView
 
 MODEL_FILENAME = "face_detection_short_range.tflite"
 
-View = tuple[np.ndarray, int, int]  # an RGB image, and its top-left corner in the frame
+# an RGB image (or a window past the frame's edges, ``tiles.MirroredView``), and its top-left corner in the frame
+View = tuple["np.ndarray | MirroredView", int, int]
 Result = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N,4) xyxy, scores (N,), keypoints (N,6,2)
 
 
@@ -158,6 +160,8 @@ class MediaPipeBackend:
     def run_many(self, views: Sequence[View]) -> list[Result]:
         out = []
         for view, x0, y0 in views:
+            if isinstance(view, MirroredView):
+                view = view.materialize()
             if not view.flags.c_contiguous:  # MediaPipe needs its own contiguous buffer
                 key = view.shape[:2]
                 buf = self._bufs.get(key)

@@ -128,11 +128,19 @@ def letterbox_u8(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.n
     when given), and (left, top, side)."""
     import cv2
 
+    from .tiles import MirroredView
+
     h, w = image.shape[:2]
     m, left, top, side = letterbox_matrix(w, h)
-    warped = cv2.warpPerspective(
+    # MediaPipe builds a perspective matrix; this one is affine, and warpAffine gives the same
+    # pixels (checked on random views of every shape) in ~20% less time
+    if isinstance(image, MirroredView):  # a square window past the frame's edges: no letterbox bars
+        m = m @ np.array([[1.0, 0.0, -image.x0], [0.0, 1.0, -image.y0], [0.0, 0.0, 1.0]])
+        return cv2.warpAffine(image.frame, m[:2], (INPUT_SIZE, INPUT_SIZE), dst=out, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT_101), (left, top, side)
+    warped = cv2.warpAffine(
         image,
-        m,
+        m[:2],
         (INPUT_SIZE, INPUT_SIZE),
         dst=out,
         flags=cv2.INTER_LINEAR,
@@ -140,6 +148,14 @@ def letterbox_u8(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.n
         borderValue=(0, 0, 0),
     )
     return warped, (left, top, side)
+
+
+def prepare_views(images: Sequence[np.ndarray], staged: np.ndarray, batch: np.ndarray) -> None:
+    """Each image letterboxed into ``staged[i]`` (uint8) and scaled to [-1, 1] into ``batch[i]``."""
+    for i, img in enumerate(images):
+        letterbox_u8(img, out=staged[i])
+    np.multiply(staged, np.float32(2.0 / 255.0), out=batch, casting="unsafe")
+    batch -= np.float32(1.0)
 
 
 def decode(regressors: np.ndarray, classificators: np.ndarray, min_score: float,
@@ -378,6 +394,11 @@ class BlazeFaceRunner:
         self.images += len(batch)
         return reg, cls
 
+    def infer_views(self, images: Sequence[np.ndarray], staged: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Letterbox ``images`` into ``staged`` (uint8), scale them into ``batch`` and run the model."""
+        prepare_views(images, staged, batch)
+        return self.infer(batch)
+
     def run_canvas(self, canvases: Sequence[np.ndarray]) -> list[Result]:
         """Faces in same-sized ``HxWx3 uint8`` RGB canvases (H, W multiples of 16), one model run:
         per canvas ``(boxes (N,4), scores (N,), keypoints (N,6,2))`` in canvas pixels (floats,
@@ -416,23 +437,19 @@ class BlazeFaceRunner:
             self._buf_u8 = np.empty(self._buf.shape, dtype=np.uint8)
         batch, staged = self._buf[:n], self._buf_u8[:n]
         frames = []
-        for i, img in enumerate(images):
+        for img in images:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
-            _, lts = letterbox_u8(img, out=staged[i])
-            frames.append(lts)
-        np.multiply(staged, np.float32(2.0 / 255.0), out=batch, casting="unsafe")
-        batch -= np.float32(1.0)
-        reg, cls = self.infer(batch)
+            frames.append(letterbox_matrix(img.shape[1], img.shape[0])[1:])
+        reg, cls = self.infer_views(images, staged, batch)
         out: list[Result] = []
         for (left, top, side), img, (b, s, k) in zip(frames, images, decode(reg, cls, self.min_score)):
             if not len(b):
                 out.append((b.reshape(0, 4), s, k.reshape(0, NUM_KEYPOINTS, 2)))
                 continue
             b, s, k = weighted_nms(b, s, k, self.suppression_threshold)
-            off = np.array([left, top], dtype=np.float32)
-            b = b * np.float32(side) + np.tile(off, 2)
-            k = k * np.float32(side) + off
+            b = b * np.float32(side) + np.array([left, top, left, top], dtype=np.float32)
+            k = k * np.float32(side) + np.array([left, top], dtype=np.float32)
             if len(b) and boxes != "raw":
                 b = _to_image(b, *img.shape[1::-1], boxes)
             out.append((b.astype(np.float32, copy=False), s, k.astype(np.float32, copy=False)))

@@ -23,7 +23,7 @@ from .backends import Backend, Result, View, open_backend, resolve_backend
 from .canvas import Band, CanvasPlan, band_candidates, band_rect, build_canvas, plan_canvases
 from .candidates import CONFIRM, Candidates, finalize, first_look_sure, from_view, merge
 from .schedule import ChangeGate, TileSchedule, gate_refresh
-from .tiles import MirrorFrame, Tile, mirror_padded
+from .tiles import MirroredView, MirrorFrame, Tile, mirror_padded
 from .geometry import box_iou
 from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
 
@@ -241,13 +241,14 @@ class FaceDetector:
                     confirms.append((f, box, view))
             if edges:
                 pad = self._schedule.edge_pad(w, h)
-                big = mirror_padded(img, pad)
-                padded[f] = MirrorFrame(img, pad, big)
-                p = padded[f].pad
                 n_tiles += len(edges)
-                for tile in edges:
-                    views.append((big[tile.y0 + p : tile.y1 + p, tile.x0 + p : tile.x1 + p], tile.x0, tile.y0))
-                    owners.append((f, tile))
+                if self.runner.batched:  # sampled from the frame itself, mirrored by the warp (MirroredView)
+                    padded[f] = MirrorFrame(img, pad)
+                    views += [(MirroredView(img, tile.x0, tile.y0, tile.size), tile.x0, tile.y0) for tile in edges]
+                else:  # MediaPipe Tasks takes arrays: views into one mirror-padded copy
+                    padded[f] = MirrorFrame(img, pad, mirror_padded(img, pad))
+                    views += [(padded[f].crop(tile.x0, tile.y0, tile.size), tile.x0, tile.y0) for tile in edges]
+                owners += [(f, tile) for tile in edges]
         return views, owners, padded, n_tiles, confirms
 
     def canvas_plan(self, width: int, height: int) -> CanvasPlan:

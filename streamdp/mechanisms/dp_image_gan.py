@@ -78,6 +78,9 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _lower_priority() -> None:
     """The calling thread yields the CPU to the stream's own threads (Linux: a thread's nice)."""
+    from ..stages import name_native_thread
+
+    name_native_thread("dp-render")
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
     except (AttributeError, OSError):  # not Linux, or not allowed: renders at normal priority
