@@ -138,8 +138,13 @@ def main() -> int:
     if not args.skip_live and "three_faces_720p" in built:
         result["live"] = live(built["three_faces_720p"], args.live_seconds)
         print("\nlive relay, 720p, three faces")
+        print("| mechanism | new frames published / input | relay capture-to-publish p50 / p95 ms | fallback | relay threads (cores) |")
+        print("|---|---|---|---|---|")
         for mech, r in result["live"].items():
-            print(f"  {mech}: {json.dumps(r)[:400]}")
+            c, lat = r["counts"], r["relay_capture_to_publish"] or {}
+            threads = ", ".join(f"{k} {v:.2f}" for k, v in list(r.get("relay_thread_cores", {}).items())[:5])
+            print(f"| {mech} | {c['frames_published']} / {c['frames_in']} ({c['frames_published'] / max(c['frames_in'], 1):.0%}) | "
+                  f"{lat.get('p50_ms')} / {lat.get('p95_ms')} | {c['frames_fallback']} | {threads or '-'} |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0
