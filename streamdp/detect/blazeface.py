@@ -208,20 +208,23 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, thresho
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     heads = heads[np.argsort(rank[heads], kind="stable")]
-    lt = np.maximum(boxes[heads, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[heads, None, 2:], boxes[None, :, 2:])
-    iwh = np.clip(rb - lt, 0, None)
-    inter = iwh[..., 0] * iwh[..., 1]
+    hb = boxes[heads]
+    iw = np.minimum(hb[:, None, 2], boxes[None, :, 2]) - np.maximum(hb[:, None, 0], boxes[None, :, 0])
+    ih = np.minimum(hb[:, None, 3], boxes[None, :, 3]) - np.maximum(hb[:, None, 1], boxes[None, :, 1])
+    np.maximum(iw, 0, out=iw)
+    np.maximum(ih, 0, out=ih)
+    inter = iw * ih
     area = wh[:, 0] * wh[:, 1]
     over = inter / (area[heads, None] + area[None, :] - inter) > threshold
     over &= rank[heads, None] <= rank[None, :]  # a head takes only boxes after it
     over[np.arange(len(heads)), heads] = True
-    first = np.where(over.any(axis=0), np.argmax(over, axis=0), -1)  # each box's cluster
-    member = first[None, :] == np.arange(len(heads))[:, None]  # (heads, n)
-    w = member * scores[None, :].astype(np.float32)
+    # each box's cluster: the first head overlapping it; its score is its weight there
+    members = np.flatnonzero(over.any(axis=0))
+    w = np.zeros((len(heads), n), dtype=np.float32)
+    w[np.argmax(over[:, members], axis=0), members] = scores[members]
     tw = w.sum(axis=1)
     out_b = (w @ boxes) / tw[:, None]
-    out_k = np.einsum("hn,nkc->hkc", w, kps) / tw[:, None, None]
+    out_k = (w @ kps.reshape(n, -1)).reshape(len(heads), *kps.shape[1:]) / tw[:, None, None]
     return out_b.astype(np.float32), scores[heads].astype(np.float32), out_k.astype(np.float32)
 
 
