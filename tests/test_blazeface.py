@@ -12,12 +12,12 @@ from streamdp.detect.blazeface import (
     NUM_ANCHORS,
     BlazeFaceRunner,
     default_onnx_path,
-    letterbox,
     select_providers,
     ssd_anchors,
     weighted_nms,
 )
 from streamdp.config import DetectConfig
+from streamdp.detect.letterbox import letterbox
 from streamdp.detect import FaceDetector, box_iou, default_model_path
 
 from conftest import FACES, MEDIA, needs_faces, needs_media, read_rgb
@@ -105,7 +105,7 @@ def test_edge_tiles_are_sampled_from_the_frame_as_if_mirror_padded():
     is that crop itself (for MediaPipe Tasks)."""
     import cv2
 
-    from streamdp.detect.blazeface import letterbox_matrix, letterbox_u8
+    from streamdp.detect.letterbox import letterbox_matrix, letterbox_u8
     from streamdp.detect.tiles import MirroredView, mirror_padded, plan_edge_tiles
 
     rng = np.random.default_rng(3)

@@ -121,7 +121,7 @@ def check_inputs() -> np.ndarray:
         sys.path.insert(0, str(ROOT))
         import cv2
 
-        from streamdp.detect.blazeface import letterbox
+        from streamdp.detect.letterbox import letterbox
 
         for name in ("single_face.jpg", "multi_face.jpg"):
             bgr = cv2.imread(str(media / name))

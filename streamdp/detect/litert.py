@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .blazeface import INPUT_SIZE, MIN_SUPPRESSION_THRESHOLD, BlazeFaceRunner, prepare_views
+from .blazeface import MIN_SUPPRESSION_THRESHOLD, BlazeFaceRunner
+from .letterbox import INPUT_SIZE, prepare_views
 from ..stages import name_native_thread
 from .native import native_stderr_silenced
 

@@ -146,7 +146,7 @@ class MirrorFrame:
 class MirroredView:
     """A ``size`` x ``size`` window of a frame reaching past its edges, read as if the frame were
     mirror-padded (reflect-101, as ``mirror_padded``): the mirrored edge tiles. The model runner
-    samples it straight from the frame (``blazeface.letterbox_u8``: the warp's reflect-101
+    samples it straight from the frame (``letterbox.letterbox_u8``: the warp's reflect-101
     border gives the padded frame's pixels), so no padded copy of the whole frame is made (a
     720p frame padded for its edge tiles: 2 ms a frame live). ``materialize`` gathers the pixels
     for a runner that needs an array (MediaPipe Tasks)."""

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..stages import name_native_thread
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
 from .spec import MechanismContext
@@ -78,8 +79,6 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _lower_priority() -> None:
     """The calling thread yields the CPU to the stream's own threads (Linux: a thread's nice)."""
-    from ..stages import name_native_thread
-
     name_native_thread("dp-render")
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
