@@ -37,12 +37,15 @@ def main() -> int:
     p.add_argument("--search", choices=["auto", "canvas", "tiles"], default="auto", help="detect.search (how the pyramid is searched)")
     p.add_argument("--tile-size", default="auto", help="detect.tile_size (the finest pyramid level)")
     p.add_argument("--tile-overlap", type=float, default=None, help="detect.tile_overlap (default: the config's)")
+    p.add_argument("--tile-every", default="auto", help="detect.tile_every (live: N > 1 spreads the search, each frame held N-1 frames)")
     p.add_argument("--no-gate", action="store_true", help="detect.skip_unchanged: false (search every due region whatever its pixels)")
     args = p.parse_args()
     from streamdp.config import Config
 
     detect = {"search": args.search, "skip_unchanged": not args.no_gate,
               "tile_size": args.tile_size if args.tile_size == "auto" else int(args.tile_size)}
+    if args.tile_every != "auto":
+        detect["tile_every"] = int(args.tile_every)
     if args.tile_overlap is not None:
         detect["tile_overlap"] = args.tile_overlap
     args.config = Config.model_validate({"detect": detect})

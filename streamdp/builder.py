@@ -31,6 +31,22 @@ def build_privatizer(config: Config, mechanism: Mechanism) -> Privatizer:
     return Privatizer(mechanism, build_mechanism(config, FAIL_CLOSED_COVER))
 
 
+# Live, the tile search is spread over this many picked frames ("auto" ``detect.tile_every``),
+# each frame held until the next is detected (live/pipeline.py): half the views a frame, and a face
+# first found in the next frame is covered back (benchmarks/tracking.py: the same raw face-frames)
+LIVE_SEARCH_SPREAD = 2
+
+
 def build_face_stage(config: Config, fps: float, lookback_frames: float = 0.0) -> FaceStage:
-    """One stream's detector + tracker. ``lookback_frames``: the files' look-back in frames (0 live)."""
+    """One stream's detector + tracker. ``lookback_frames``: the files' look-back in frames (0: a
+    detector that searches everything every frame, for stills and the frame-by-frame API)."""
     return FaceStage(config.detect, config.track, fps, lookback_frames)
+
+
+def build_live_face_stage(config: Config, fps: float) -> FaceStage:
+    """A live stream's detector + tracker: "auto" ``detect.tile_every`` is ``LIVE_SEARCH_SPREAD``
+    (the live pipeline holds each frame for the rest of its search)."""
+    detect = config.detect
+    if detect.tile_every == "auto":
+        detect = detect.model_copy(update={"tile_every": LIVE_SEARCH_SPREAD})
+    return FaceStage(detect, config.track, fps, 0.0)

@@ -42,7 +42,9 @@ class DetectConfig(Section):
     # frame once every N frames, at an even cost); the full frame and every tracked face are
     # searched every frame. "auto": for files as many frames as the look-back covers
     # (track.lookback_seconds: a face found k frames late is covered back to its first frame),
-    # live every frame (nothing can look back).
+    # live 2 (builder.LIVE_SEARCH_SPREAD: each frame waits for the next picked frame's detection,
+    # which covers back a face it finds first; live/pipeline.py), 1 for stills and the
+    # frame-by-frame API. Live with N > 1 always holds each frame N-1 picked frames.
     tile_every: Literal["auto"] | int = "auto"
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
     # Faces cut by the frame's border: with the tile pass, also search tiles centred on the edges,

@@ -45,11 +45,14 @@ class FaceStage:
         #: the detector's own faces in the last processed frame (before tracking), for diagnostics
         self.last_detected = Detections.empty()
 
-    def process(self, frame: Frame, stream_id: int = 0) -> FrameJob:
+    def process(self, frame: Frame, stream_id: int = 0, search_index: int | None = None) -> FrameJob:
+        """``search_index``: the frame's place in the detector's spread search (default: its
+        index; live passes its count of picked frames, since the frames it skips are not searched)."""
         t = frame.time_s if frame.time_s is not None else frame.index / self.fps
         self.detect_stats.start()
         hints = self.tracker.predicted_boxes(t)  # tracked faces are confirmed where expected
-        detected = self.detector.detect_batch([frame.image], [frame.index], [hints])[0]
+        index = frame.index if search_index is None else search_index
+        detected = self.detector.detect_batch([frame.image], [index], [hints])[0]
         self.detect_stats.stop()
         self.track_stats.start()
         covered = self.tracker.update(detected, t, (frame.width, frame.height))
@@ -57,6 +60,11 @@ class FaceStage:
         self.counts.add(detected, covered)
         self.last_detected = detected
         return FrameJob(frame, covered, stream_id)
+
+    @property
+    def search_spread(self) -> int:
+        """Over how many frames the detector spreads its search (``detect.tile_every`` settled)."""
+        return self.detector.tile_every
 
     def new_scene(self, fps: float | None = None) -> None:
         """Forget every track (a new, unrelated scene: the next photo of an evaluation), keeping

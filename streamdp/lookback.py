@@ -26,10 +26,16 @@ from .types import Detections, FrameJob
 
 
 class LookbackDilator:
-    """Holds the last frames; ``push`` returns the frames that leave the window, in order."""
+    """Holds the last frames; ``push`` returns the frames that leave the window, in order.
 
-    def __init__(self, lookback_seconds: float, fps: float, grow_per_second: float = 0.0) -> None:
+    ``frames``: hold the last that many frames instead of a window of seconds (live, with the
+    search spread over ``frames + 1`` picked frames: a frame waits for the next one's detection,
+    whatever time lies between them)."""
+
+    def __init__(self, lookback_seconds: float, fps: float, grow_per_second: float = 0.0,
+                 frames: int | None = None) -> None:
         self.window_s = float(lookback_seconds)
+        self.frames = None if frames is None else max(0, int(frames))
         self.grow_per_second = float(grow_per_second)
         self.fps = float(fps) if fps > 0 else 25.0
         self._held: deque[tuple[float, FrameJob]] = deque()
@@ -42,7 +48,7 @@ class LookbackDilator:
 
     def push(self, job: FrameJob) -> Iterator[FrameJob]:
         t = self._time(job)
-        if self.window_s <= 0:
+        if (self.window_s if self.frames is None else self.frames) <= 0:
             yield job
             return
         ids = job.faces.track_ids
@@ -55,10 +61,14 @@ class LookbackDilator:
             new = job.faces[born]
             new.predicted[:] = True
             for t_held, held in self._held:
-                if t - t_held <= self.window_s:
+                if self.frames is not None or t - t_held <= self.window_s:
                     held.faces = Detections.concat([held.faces, self._grown(new, t - t_held)])
                     self.faces_added += len(new)
         self._held.append((t, job))
+        if self.frames is not None:
+            while len(self._held) > self.frames:
+                yield self._held.popleft()[1]
+            return
         while self._held and t - self._held[0][0] > self.window_s:
             yield self._held.popleft()[1]
 

@@ -750,7 +750,9 @@ class FixedFaces:
         self.tracker = type("T", (), {"total_tracks": 1})()
         self.closed = False
 
-    def process(self, frame, stream_id: int = 0):  # type: ignore[no-untyped-def]
+    search_spread = 1
+
+    def process(self, frame, stream_id: int = 0, search_index: int | None = None):  # type: ignore[no-untyped-def]
         from streamdp.types import Detections, FrameJob
 
         t0 = time.monotonic()
@@ -822,6 +824,46 @@ def test_live_detection_overlaps_privatization_and_frames_leave_in_order() -> No
     stages = metrics.snapshot()["latency_capture_to_stage_end"]
     for stage in ("picked", "detected", "privatized", "covered", "handed_to_outputs"):
         assert stages[stage]["samples"] > 0, stage
+
+
+class SpreadFaces(FixedFaces):
+    """A detector whose search is spread over two picked frames: the face (there in every frame)
+    lies in the half searched at odd picked frames, so it is first found in the second frame;
+    from then on it is tracked (found every frame)."""
+
+    def __init__(self, spread: int) -> None:
+        super().__init__(0.005)
+        self.search_spread = spread
+        self.found = False
+
+    def process(self, frame, stream_id: int = 0, search_index: int | None = None):  # type: ignore[no-untyped-def]
+        job = super().process(frame, stream_id, search_index)
+        self.found = self.found or bool(search_index is not None and search_index % 2 == 1)
+        if not self.found:
+            job.faces = job.faces[np.zeros(len(job.faces), bool)]
+        return job
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("spread", [2, 1])
+def test_live_spread_search_holds_each_frame_until_the_next_is_searched(spread: int) -> None:
+    """``detect.tile_every: 2`` live: each frame waits for the next picked frame's detection, and
+    a face first found there is covered in it too, so the first frame (searched where the face is
+    not) never goes out raw; frames leave in order. Control (spread 1, nothing held): that first
+    frame goes out with the face raw, as a one-frame search cannot know better."""
+    pipeline, stream, collect, _, _ = _pipelined(f"spread{spread}", 0.0, lambda _: 0.0, {"live.deadline_ms": 1000})
+    stream.faces = SpreadFaces(spread)  # type: ignore[assignment]
+    _run(pipeline, 2.0)
+    got = [f for _, f in collect.frames]
+    assert len(got) >= 10
+    seqs = [f.seq for f in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    raw = [f.seq for f in got if _is_raw(f.image)]
+    if spread == 2:
+        assert not raw, f"frames {raw} went out raw"
+        assert got[0].faces == 1  # the first frame's face came from the next frame's search
+    else:
+        assert raw == [got[0].seq]  # the control: without the hold the first frame leaks
 
 
 @pytest.mark.timeout(60)

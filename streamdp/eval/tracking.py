@@ -179,19 +179,23 @@ class TrackedFrame:
 
 def track_scene(scene: Scene, config: Any = None, seed: int = 0, files: bool = False) -> list[TrackedFrame]:
     """Run the detector and tracker over the scene's frames: live's path (no look-back, the tile
-    search every frame) or, with ``files``, the file pipeline's (tile search spread over the
-    look-back, the look-back dilation)."""
+    search every frame, or spread with each frame held as the live pipeline holds it) or, with
+    ``files``, the file pipeline's (tile search spread over the look-back, the look-back dilation)."""
     from fractions import Fraction
 
     from ..config import Config
     from ..lookback import LookbackDilator
-    from ..builder import build_face_stage
+    from ..builder import build_face_stage, build_live_face_stage
     from ..types import Frame
 
     config = config if config is not None else Config()
     lookback_s = config.track.lookback_seconds if files else 0.0
-    stage = build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
-    dilator = LookbackDilator(lookback_s, scene.fps, config.track.coast_margin_per_second)
+    stage = (build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps) if files
+             else build_live_face_stage(config, scene.fps))
+    # live with a spread search (detect.tile_every N > 1) holds each frame N-1 frames, as the
+    # live pipeline does
+    hold = None if files else stage.search_spread - 1
+    dilator = LookbackDilator(lookback_s, scene.fps, config.track.coast_margin_per_second, frames=hold)
     gts_by_index: dict[int, list[GroundTruthFace]] = {}
     out: list[TrackedFrame] = []
 

@@ -139,6 +139,7 @@ COUNTERS: dict[str, str] = {
     "frames_in": "frames decoded from the input",
     "frames_dropped_stale": "input frames replaced by a newer one before processing (latest-frame policy)",
     "frames_dropped_late": "frames not published because they would have left after the deadline",
+    "frames_dropped_unsearched": "frames held for a spread search whose next frame never came (the input ended): not published",
     "frames_privatized": "frames published with the configured mechanism applied",
     "frames_fallback": "frames published with the cheap fallback cover (privatizer missed the deadline)",
     "frames_published": "new anonymized frames handed to the outputs",

@@ -53,24 +53,21 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from ..config import Config
-from ..builder import build_face_stage, build_mechanism
+from ..builder import build_live_face_stage, build_mechanism
 from ..decode import DEFAULT_FPS as _DEFAULT_FPS
-from ..faces import FaceStage
+from ..lookback import LookbackDilator
 from ..mechanisms import Mechanism
 from ..stages import POLL_S, Pipeline, Stopped
 from ..types import Frame
 from . import covered
 from .covered import CoveredFrame
-from .metrics import StreamMetrics
+from .stream import LiveStream, PendingFrame
 from .shared_privatizer import IN_FLIGHT, LiveJob, SharedPrivatizer
-from .sinks import Sink, SinkWorker
-from .slot import LatestSlot
-from .sources import LiveSource
+from .sinks import SinkWorker
 
 log = logging.getLogger(__name__)
 
@@ -82,44 +79,6 @@ SEQUENTIAL_ABOVE = 0.75  # mean capture->covered (fraction of the deadline) abov
 OVERLAP_BELOW = 0.5  # ... and below which it starts again
 LATENCY_EWMA = 0.2  # weight of each frame in that running mean (reacts within ~8 frames)
 _US = Fraction(1, 1_000_000)
-
-
-@dataclass
-class _Pending:
-    """A frame between the faces thread and the stream's finisher (capture order)."""
-
-    seq: int
-    t_capture: float
-    deadline: float
-    ready: CoveredFrame | None = None  # already covered (no face to cover)
-    job: LiveJob | None = None  # submitted to the shared privatizer (None: it was saturated)
-    faces: Any = None  # the tracked faces, for the fallback cover
-    raw: Any = None  # private copy of the frame for the fallback cover
-
-
-@dataclass
-class LiveStream:
-    """One input and its outputs."""
-
-    stream_id: int
-    name: str
-    source: LiveSource
-    sinks: list[Sink]
-    metrics: StreamMetrics
-    fps: float | None = None  # output rate; None: the input's (known once it is open)
-    faces: FaceStage | None = None
-    faces_closed: bool = False
-    ready: LatestSlot[CoveredFrame] = field(default_factory=LatestSlot)
-    # faces thread -> finisher, in capture order; bounded by the places (IN_FLIGHT), not by size,
-    # so the end marker can always be put
-    pending: queue.Queue = field(default_factory=queue.Queue)
-    places: threading.Condition = field(default_factory=threading.Condition)  # guards n_in_flight
-    n_in_flight: int = 0  # frames between picking and hand-off (at most IN_FLIGHT)
-    overlap: bool = True  # pick the next frame while this one is privatized (see the module doc)
-    latency_ewma: float = 0.0  # running mean of capture->covered, as a fraction of the deadline
-    workers: list[SinkWorker] = field(default_factory=list)
-    last: CoveredFrame | None = None
-    output_fps: float | None = None
 
 
 class LivePipeline:
@@ -161,8 +120,8 @@ class LivePipeline:
 
     def _take_place(self, stream: LiveStream) -> bool:
         """Wait for one of the stream's in-flight places (False once stopping). Without overlap,
-        wait until nothing is in flight."""
-        limit = max(1, self.in_flight) if stream.overlap else 1
+        wait until nothing is in flight but the held frames."""
+        limit = (max(1, self.in_flight) if stream.overlap else 1) + stream.n_held_max
         with stream.places:
             while stream.n_in_flight >= limit:
                 if self.pipe.stop_event.is_set():
@@ -214,29 +173,49 @@ class LivePipeline:
                         continue
                     frame = Frame(cap.seq, cap.image, pts=int(round((cap.t_capture - self._t_origin) * 1e6)), time_base=_US)
                     metrics.add_stage("picked", time.monotonic() - cap.t_capture)
-                    job = faces.process(frame, stream.stream_id)
+                    job = faces.process(frame, stream.stream_id, search_index=stream.picked)
+                    stream.picked += 1
                     metrics.add_stage("detected", time.monotonic() - cap.t_capture)
-                    if time.monotonic() >= deadline:
-                        metrics.add("frames_dropped_late")
-                        self._note_latency(stream, 1.0)
-                        continue
-                    item = _Pending(cap.seq, cap.t_capture, deadline)
-                    if not len(job.faces):
-                        item.ready = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
-                    else:
-                        # The mechanism works in place: keep private copies (pixels and boxes) for
-                        # the fallback cover, taken before the job can reach the privatizer.
-                        item.raw, item.faces = cap.image.copy(), job.faces.copy()
-                        lj = LiveJob(job, deadline)
-                        if self.shared.submit(lj):
-                            item.job = lj
-                    stream.pending.put(item)  # unbounded queue: never blocks (the places bound it)
-                    handed = True  # the finisher frees the place
+                    handed = True  # from here _hand_on (or the finisher) frees the place
+                    if stream.hold is None:
+                        self._hand_on(stream, job, cap, deadline)
+                    else:  # held until the next picked frames' detection (a late one too: its faces cover back)
+                        stream.held.append((cap, deadline))
+                        for out in stream.hold.push(job):
+                            self._hand_on(stream, out, *stream.held.popleft())
                 finally:
                     if not handed:
                         self._free_place(stream)
         finally:
+            if stream.hold is not None:
+                # The input ended (or a stop): the held frames were never searched in full (their
+                # next frames' part is missing), so they are not published.
+                for _ in stream.hold.flush():
+                    stream.held.popleft()
+                    metrics.add("frames_dropped_unsearched")
+                    self._free_place(stream)
             stream.pending.put(None)  # end marker: the finisher drains what is left, then stops
+
+    def _hand_on(self, stream: LiveStream, job: Any, cap: Any, deadline: float) -> None:
+        """A detected (and, with a spread search, covered-back) frame to the privatizer and the
+        finisher; one past its deadline is dropped instead. Frees the frame's place then, else
+        the finisher does."""
+        if time.monotonic() >= deadline:
+            stream.metrics.add("frames_dropped_late")
+            self._note_latency(stream, 1.0)
+            self._free_place(stream)
+            return
+        item = PendingFrame(cap.seq, cap.t_capture, deadline)
+        if not len(job.faces):
+            item.ready = covered.no_faces(cap.image, job.faces, cap.seq, cap.t_capture)
+        else:
+            # The mechanism works in place: keep private copies (pixels and boxes) for the
+            # fallback cover, taken before the job can reach the privatizer.
+            item.raw, item.faces = cap.image.copy(), job.faces.copy()
+            lj = LiveJob(job, deadline)
+            if self.shared.submit(lj):
+                item.job = lj
+        stream.pending.put(item)  # unbounded queue: never blocks (the places bound it)
 
     def _finish_loop(self, stream: LiveStream) -> None:
         """Take the stream's frames in capture order; wait for each until its give-up time."""
@@ -245,7 +224,7 @@ class LivePipeline:
         try:
             while True:
                 try:
-                    item: _Pending | None = pipe.get(stream.pending, timeout=None)
+                    item: PendingFrame | None = pipe.get(stream.pending, timeout=None)
                 except queue.Empty:  # pragma: no cover - no timeout given
                     continue
                 if item is None:
@@ -356,7 +335,16 @@ class LivePipeline:
         for stream in self.streams:  # load the detectors first: the first frames then meet a ready stage
             if stream.faces is None:
                 # The tracker is given each frame's capture time, so its fps is only a default.
-                stream.faces = build_face_stage(self.config, stream.fps or DEFAULT_FPS)
+                stream.faces = build_live_face_stage(self.config, stream.fps or DEFAULT_FPS)
+            spread = stream.faces.search_spread
+            if spread > 1 and stream.hold is None:
+                # Live cannot look back in time, but it can wait: with the search spread over N
+                # picked frames, each frame is held until N-1 more are detected, and a face one of
+                # them finds first is covered in it too (never raw in a frame it was not searched in).
+                stream.hold = LookbackDilator(0.0, stream.fps or DEFAULT_FPS, self.config.track.coast_margin_per_second,
+                                              frames=spread - 1)
+                log.info("stream %s: detect.tile_every %d: each frame waits for the next %d frame(s)' detection",
+                         stream.name, spread, spread - 1)
         self.started_at = time.monotonic()
         for stream in self.streams:
             stream.metrics.started = self.started_at

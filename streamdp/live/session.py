@@ -91,7 +91,7 @@ class LiveSession:
                    serve_path: str | None) -> None:
         """One input with its outputs: an RTSP URL to publish to, a path on the served RTSP
         server, a recording file, the preview (at least one)."""
-        from .pipeline import LiveStream
+        from .stream import LiveStream
         from .publisher import RtspPublisher
         from .sinks import RecordingSink
 
