@@ -22,6 +22,11 @@ frame, so it always detects the newest frame (the source slot drops the stale on
 memory stays at two frames (+ their fallback copies) per stream, and latency cannot grow. The wait
 is bounded: the finisher frees a place at the latest at the oldest frame's give-up time.
 
+The search is spread over two picked frames (``detect.tile_every``; builder.LIVE_SEARCH_SPREAD),
+so a detected frame is *held* (with its place) until the next picked frame is detected, and a
+face that one finds first is covered in it too (``LookbackDilator`` by frame count): a frame goes
+on only once all of its tiles were searched over it and its successor. One more frame per stream.
+
 Overlap buys throughput with per-frame latency when the stages share the CPU (two cores, with
 decode and encode running too): each stage runs slower while the other one runs. So the overlap
 is on only while there is slack under the deadline: each stream keeps a running mean of its
