@@ -862,6 +862,7 @@ def test_live_spread_search_holds_each_frame_until_the_next_is_searched(spread: 
     if spread == 2:
         assert not raw, f"frames {raw} went out raw"
         assert got[0].faces == 1  # the first frame's face came from the next frame's search
+        assert pipeline.report()["streams"][0]["faces"]["faces_lookback"] >= 1
     else:
         assert raw == [got[0].seq]  # the control: without the hold the first frame leaks
 

@@ -234,7 +234,7 @@ FACE_COUNTERS: dict[str, str] = {
     "faces_detected": "detector hits (after NMS)",
     "faces_covered": "face boxes covered, tracks carried through detector misses included",
     "faces_predicted": "covered boxes with no detection in that frame (the tracker's prediction)",
-    "faces_lookback": "boxes added before a face's first detection (files only: live cannot look back)",
+    "faces_lookback": "boxes added before a face's first detection (files: the look-back window; live: the held frame)",
     "frames_fail_closed": "frames covered by the fallback after a privatizer error",
 }
 

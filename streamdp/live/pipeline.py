@@ -188,6 +188,7 @@ class LivePipeline:
                         stream.held.append((cap, deadline))
                         for out in stream.hold.push(job):
                             self._hand_on(stream, out, *stream.held.popleft())
+                        faces.counts.faces_lookback = stream.hold.faces_added  # report, metrics
                 finally:
                     if not handed:
                         self._free_place(stream)
