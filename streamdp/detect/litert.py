@@ -20,7 +20,7 @@ two threads inside one invoke cost a third more CPU (23 ms wall, 45 CPU ms).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -123,44 +123,30 @@ class LiteRtBlazeFace(BlazeFaceRunner):
         """``BlazeFaceRunner.infer_views`` with each worker letterboxing and scaling its own part
         of the views before running it (OpenCV's warp and NumPy's scaling release the GIL too):
         the caller's thread, the live pipeline's busiest, keeps only its share of that work."""
-        n = len(images)
-        parts = min(self._threads, n) if self._pool is not None else 1
-        if parts <= 1:
-            return super().infer_views(images, staged, batch)
-        cuts = [round(i * n / parts) for i in range(parts + 1)]
-
-        def part(k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-            a, b = cuts[k], cuts[k + 1]
+        def part(k: int, a: int, b: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
             prepare_views(images[a:b], staged[a:b], batch[a:b])
             return self._invoke(batch[a:b], k)
 
-        assert self._pool is not None
-        futures = [self._pool.submit(part, k) for k in range(1, parts)]
-        regs, clss = part(0)
-        for f in futures:  # every part waited for, the first failure raised
-            r, c = f.result()
-            regs += r
-            clss += c
-        self.calls += 1
-        self.images += n
-        return np.concatenate(regs), np.concatenate(clss)
+        return self._in_parts(len(images), part)
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw model outputs (regressors, classificators) for a float32 NHWC batch, one invoke per
         image; with ``threads`` > 1 the batch is cut into that many runs at once, in order."""
-        n = len(batch)
-        parts = min(self._threads, n) if self._pool is not None else 1
-        if parts <= 1:
-            regs, clss = self._invoke(batch, 0)
-        else:
-            cuts = [round(i * n / parts) for i in range(parts + 1)]
-            assert self._pool is not None
-            futures = [self._pool.submit(self._invoke, batch[cuts[k] : cuts[k + 1]], k) for k in range(1, parts)]
-            regs, clss = self._invoke(batch[cuts[0] : cuts[1]], 0)
-            for f in futures:  # every part waited for, the first failure raised
-                r, c = f.result()
-                regs += r
-                clss += c
+        return self._in_parts(len(batch), lambda k, a, b: self._invoke(batch[a:b], k))
+
+    def _in_parts(self, n: int, part: Callable[[int, int, int], tuple[list[np.ndarray], list[np.ndarray]]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``part(k, a, b)`` (worker slot k, images a:b, giving their outputs) over ``n``
+        images cut into one part per thread, the first in the caller's thread; the outputs in order."""
+        pool = self._pool
+        parts = max(1, min(self._threads, n)) if pool is not None else 1
+        cuts = [round(i * n / parts) for i in range(parts + 1)]
+        futures = [pool.submit(part, k, cuts[k], cuts[k + 1]) for k in range(1, parts)] if pool is not None else []
+        regs, clss = part(0, cuts[0], cuts[1])
+        for f in futures:  # every part waited for, the first failure raised
+            r, c = f.result()
+            regs += r
+            clss += c
         self.calls += 1
         self.images += n
         return np.concatenate(regs), np.concatenate(clss)
