@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .config import Config
 from .faces import FaceStage
+from .lookback import LookbackDilator
 from .mechanisms import Mechanism, MechanismContext, create_mechanism
 from .privatizer import Privatizer
 
@@ -50,3 +51,13 @@ def build_live_face_stage(config: Config, fps: float) -> FaceStage:
     if detect.tile_every == "auto":
         detect = detect.model_copy(update={"tile_every": LIVE_SEARCH_SPREAD})
     return FaceStage(detect, config.track, fps, 0.0)
+
+
+def build_live_hold(config: Config, faces: FaceStage, fps: float) -> LookbackDilator | None:
+    """What holds a live stream's frames for the rest of a spread search (``faces.search_spread``
+    N > 1: each frame until N-1 more are detected, covered back with the tracks they start),
+    or None when every frame is searched in full."""
+    spread = faces.search_spread
+    if spread <= 1:
+        return None
+    return LookbackDilator(0.0, fps, config.track.coast_margin_per_second, frames=spread - 1)

@@ -185,17 +185,17 @@ def track_scene(scene: Scene, config: Any = None, seed: int = 0, files: bool = F
 
     from ..config import Config
     from ..lookback import LookbackDilator
-    from ..builder import build_face_stage, build_live_face_stage
+    from ..builder import build_face_stage, build_live_face_stage, build_live_hold
     from ..types import Frame
 
     config = config if config is not None else Config()
     lookback_s = config.track.lookback_seconds if files else 0.0
-    stage = (build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps) if files
-             else build_live_face_stage(config, scene.fps))
-    # live with a spread search (detect.tile_every N > 1) holds each frame N-1 frames, as the
-    # live pipeline does
-    hold = None if files else stage.search_spread - 1
-    dilator = LookbackDilator(lookback_s, scene.fps, config.track.coast_margin_per_second, frames=hold)
+    if files:
+        stage = build_face_stage(config, scene.fps, lookback_frames=lookback_s * scene.fps)
+        dilator = LookbackDilator(lookback_s, scene.fps, config.track.coast_margin_per_second)
+    else:  # live holds each frame for the rest of a spread search, as the live pipeline does
+        stage = build_live_face_stage(config, scene.fps)
+        dilator = build_live_hold(config, stage, scene.fps) or LookbackDilator(0.0, scene.fps)
     gts_by_index: dict[int, list[GroundTruthFace]] = {}
     out: list[TrackedFrame] = []
 

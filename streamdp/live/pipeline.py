@@ -62,9 +62,8 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import Config
-from ..builder import build_live_face_stage, build_mechanism
+from ..builder import build_live_face_stage, build_live_hold, build_mechanism
 from ..decode import DEFAULT_FPS as _DEFAULT_FPS
-from ..lookback import LookbackDilator
 from ..mechanisms import Mechanism
 from ..stages import POLL_S, Pipeline, Stopped
 from ..types import Frame
@@ -342,15 +341,14 @@ class LivePipeline:
             if stream.faces is None:
                 # The tracker is given each frame's capture time, so its fps is only a default.
                 stream.faces = build_live_face_stage(self.config, stream.fps or DEFAULT_FPS)
-            spread = stream.faces.search_spread
-            if spread > 1 and stream.hold is None:
+            if stream.hold is None:
                 # Live cannot look back in time, but it can wait: with the search spread over N
                 # picked frames, each frame is held until N-1 more are detected, and a face one of
                 # them finds first is covered in it too (never raw in a frame it was not searched in).
-                stream.hold = LookbackDilator(0.0, stream.fps or DEFAULT_FPS, self.config.track.coast_margin_per_second,
-                                              frames=spread - 1)
-                log.info("stream %s: detect.tile_every %d: each frame waits for the next %d frame(s)' detection",
-                         stream.name, spread, spread - 1)
+                stream.hold = build_live_hold(self.config, stream.faces, stream.fps or DEFAULT_FPS)
+                if stream.hold is not None:
+                    log.info("stream %s: detect.tile_every %d: each frame waits for the next %d frame(s)' detection",
+                             stream.name, stream.faces.search_spread, stream.hold.frames)
         self.started_at = time.monotonic()
         for stream in self.streams:
             stream.metrics.started = self.started_at

@@ -55,7 +55,7 @@ class LiveStream:
     last: CoveredFrame | None = None
     output_fps: float | None = None
     # a spread search (detect.tile_every N > 1): each frame waits for the next N-1 picked frames'
-    # detection, which cover back a face they find first (``_hold``)
+    # detection, which cover back a face they find first (builder.build_live_hold)
     hold: LookbackDilator | None = None
     held: deque = field(default_factory=deque)  # (capture, deadline) of each held frame, in order
     picked: int = 0  # frames detected so far: their place in the spread search
@@ -63,4 +63,4 @@ class LiveStream:
     @property
     def n_held_max(self) -> int:
         """How many detected frames wait for later ones (0 without a spread search)."""
-        return self.hold.frames or 0 if self.hold is not None else 0
+        return (self.hold.frames or 0) if self.hold is not None else 0
