@@ -243,3 +243,26 @@ def test_the_synthesis_splits_as_gathers_give_the_same_pixels() -> None:
     b = core.compile_model(patched, "CPU", cfg)({0: w})[0]
     assert a.shape == b.shape == (1, 3, 1024, 1024)
     assert np.array_equal(a, b)
+
+
+def test_the_noise_maps_as_inputs_keep_the_faces_and_free_the_folded_constants() -> None:
+    """``noise_as_inputs``: the frozen noise maps fed per call instead of folded into per-layer
+    constants (memory); the generator's faces stay within one level of the folded graph's, and
+    the request's noise tensors stay set from one face to the next."""
+    import openvino as ov
+
+    from streamdp.generator.backend import OpenVinoGenerator, generator_data_dir, noise_as_inputs, split_as_gathers, to_uint8
+
+    core = ov.Core()
+    path = str(generator_data_dir() / "SynthesisNetwork.xml")
+    cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    model, noise = noise_as_inputs(split_as_gathers(core.read_model(path)))
+    assert sorted({v.shape for v in noise.values()}) == [(1, 1, 64, 64), (1, 1, 128, 128), (1, 1, 256, 256), (1, 1, 512, 512)]
+    assert len(model.inputs) == 1 + len(noise)
+    w = np.random.default_rng(7).standard_normal((2, 512)).astype(np.float32) * 0.5
+    folded = core.compile_model(split_as_gathers(core.read_model(path)), "CPU", cfg)
+    expect = np.stack([to_uint8(folded({0: w[i : i + 1]})[0][0]) for i in range(2)])
+    got = OpenVinoGenerator().synthesize(w)
+    assert got.shape == expect.shape == (2, 1024, 1024, 3)
+    diff = np.abs(got.astype(int) - expect)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
