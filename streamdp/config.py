@@ -220,7 +220,7 @@ class OutputConfig(Section):
 
 
 class PipelineConfig(Section):
-    queue_size: int = Field(8, ge=1, le=256)
+    queue_size: int = Field(4, ge=1, le=256)
     threads: Literal["auto"] | int = "auto"  # worker threads for decode/encode codecs
     # Files: no frame reaching the encoder for this long means a stage is stuck (a hung decoder,
     # detector or model call): the run stops with one line and writes nothing, instead of
