@@ -145,11 +145,31 @@ def _cover_rect_feathered(image: np.ndarray, box: tuple[int, int, int, int], ban
     oy = np.maximum(np.maximum(by0 - ys, ys - by1), 0)
     inv = np.float32(1.0 / max(band, 1e-6))
     for (r0, r1, c0, c1), before in zip(strips, orig):
-        outside = np.sqrt(oy[r0:r1, None] ** 2 + ox[None, c0:c1] ** 2)  # rounded corners in the band
-        t = np.minimum(outside * inv, 1)
-        alpha = 1 - t * t * (3 - 2 * t)
         # the strip holds fn's output; fade it back to the original outside the box
-        _blend(roi[r0:r1, c0:c1], before, 1.0 - alpha)
+        _blend_u8(roi[r0:r1, c0:c1], before, _fade_back8(oy[r0:r1], ox[c0:c1], inv))
+
+
+def _fade_back8(oy: np.ndarray, ox: np.ndarray, inv_band: np.float32) -> np.ndarray:
+    """uint8 weight of the original pixels over a band strip: 255 * smoothstep(distance / band),
+    the distance to the box from its rows' (``oy``) and columns' (``ox``) offsets (rounded
+    corners). Where a strip lies beside the box one offset is 0 throughout and the weight is one
+    row or column broadcast; only the corners take a 2-D distance (a big face's band is mostly
+    straight: 1080p, 6 -> 2 ms a face)."""
+
+    def weight(outside: np.ndarray) -> np.ndarray:
+        t = np.minimum(outside * inv_band, 1)
+        return np.rint(t * t * (3 - 2 * t) * 255).astype(np.uint8)
+
+    h, w = len(oy), len(ox)
+    if not oy.any():
+        return np.ascontiguousarray(np.broadcast_to(weight(ox)[None, :], (h, w)))
+    if not ox.any():
+        return np.ascontiguousarray(np.broadcast_to(weight(oy)[:, None], (h, w)))
+    out = np.empty((h, w), np.uint8)
+    inside = ox == 0  # columns above or below the box: the row's offset alone
+    out[:, inside] = weight(oy)[:, None]
+    out[:, ~inside] = weight(np.sqrt(oy[:, None] ** 2 + ox[None, ~inside] ** 2))
+    return out
 
 
 def cover_boxes(

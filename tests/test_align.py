@@ -285,3 +285,29 @@ def test_cover_boxes_ellipse_covers_the_whole_box_and_in_place_fn():
     assert img[0, 0].tolist() == [0, 0, 0]
     with pytest.raises(ValueError):
         cover_boxes(img, np.array([[0, 0, 1, 1]]), invert, shape="star")
+
+
+def test_cover_boxes_band_matches_the_float_smoothstep_blend():
+    """The rect band's uint8 blend (one row or column of weights beside the box, a 2-D distance
+    only at the corners) against the float blend it replaced: the box is fn's output exactly,
+    the band within 3 grey levels of ``before * s + fn * (1 - s)``, s = smoothstep(distance / band)."""
+    rng = np.random.default_rng(5)
+    for H, W in ((120, 160), (360, 480), (720, 1280)):
+        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        for _ in range(6):
+            bw, bh = rng.uniform(8, W * 0.5), rng.uniform(8, H * 0.6)
+            x0, y0 = rng.uniform(-bw / 2, W - bw / 2), rng.uniform(-bh / 2, H - bh / 2)
+            box = np.array([[x0, y0, x0 + bw, y0 + bh]])
+            got = img.copy()
+            cover_boxes(got, box, _fill(200), feather=0.15)
+            band = 0.15 * (bw + bh) / 2
+            bx0, by0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+            bx1, by1 = min(int(np.ceil(x0 + bw)), W), min(int(np.ceil(y0 + bh)), H)
+            xs, ys = np.arange(W) + 0.5, np.arange(H) + 0.5
+            ox = np.maximum(np.maximum(bx0 - xs, xs - bx1), 0)
+            oy = np.maximum(np.maximum(by0 - ys, ys - by1), 0)
+            t = np.minimum(np.hypot(oy[:, None], ox[None, :]) / band, 1)[..., None]
+            s = t * t * (3 - 2 * t)
+            want = np.rint(img * s + 200 * (1 - s))
+            assert (got[by0:by1, bx0:bx1] == 200).all()
+            assert np.abs(got.astype(int) - want).max() <= 3
