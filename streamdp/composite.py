@@ -154,7 +154,7 @@ def _fade_back8(oy: np.ndarray, ox: np.ndarray, inv_band: np.float32) -> np.ndar
     the distance to the box from its rows' (``oy``) and columns' (``ox``) offsets (rounded
     corners). Where a strip lies beside the box one offset is 0 throughout and the weight is one
     row or column broadcast; only the corners take a 2-D distance (a big face's band is mostly
-    straight: 1080p, 6 -> 2 ms a face)."""
+    straight: a 1080p face's cover 6.1 -> 4.9 ms of CPU in the pipeline)."""
 
     def weight(outside: np.ndarray) -> np.ndarray:
         t = np.minimum(outside * inv_band, 1)
