@@ -146,7 +146,16 @@ def _cover_rect_feathered(image: np.ndarray, box: tuple[int, int, int, int], ban
     inv = np.float32(1.0 / max(band, 1e-6))
     for (r0, r1, c0, c1), before in zip(strips, orig):
         # the strip holds fn's output; fade it back to the original outside the box
-        _blend_u8(roi[r0:r1, c0:c1], before, _fade_back8(oy[r0:r1], ox[c0:c1], inv))
+        if (r1 - r0) * (c1 - c0) >= _U8_BAND_MIN_PIXELS:
+            _blend_u8(roi[r0:r1, c0:c1], before, _fade_back8(oy[r0:r1], ox[c0:c1], inv))
+            continue
+        t = np.minimum(np.sqrt(oy[r0:r1, None] ** 2 + ox[None, c0:c1] ** 2) * inv, 1)  # rounded corners
+        _blend(roi[r0:r1, c0:c1], before, t * t * (3 - 2 * t))
+
+
+#: A band strip at least this big is blended in uint8 (``_fade_back8``); a small face's strips
+#: keep the float blend, which takes fewer calls (three 100 px faces: 0.63 against 0.77 ms).
+_U8_BAND_MIN_PIXELS = 16384
 
 
 def _fade_back8(oy: np.ndarray, ox: np.ndarray, inv_band: np.float32) -> np.ndarray:
