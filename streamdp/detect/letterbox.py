@@ -32,9 +32,14 @@ def letterbox(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndar
     warped, lts = letterbox_u8(image)
     if out is None:
         out = np.empty((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-    np.multiply(warped, np.float32(2.0 / 255.0), out=out, casting="unsafe")
-    out -= np.float32(1.0)
+    to_model_range(warped, out)
     return out, lts
+
+
+def to_model_range(staged: np.ndarray, out: np.ndarray) -> None:
+    """uint8 model inputs (one or a batch) -> float32 in [-1, 1], into ``out``."""
+    np.multiply(staged, np.float32(2.0 / 255.0), out=out, casting="unsafe")
+    out -= np.float32(1.0)
 
 
 def letterbox_u8(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -46,19 +51,12 @@ def letterbox_u8(image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.n
     m, left, top, side = letterbox_matrix(w, h)
     # MediaPipe builds a perspective matrix; this one is affine, and warpAffine gives the same
     # pixels (checked on random views of every shape) in ~20% less time
-    if isinstance(image, MirroredView):  # a square window past the frame's edges: no letterbox bars
+    src, border = image, cv2.BORDER_CONSTANT  # the letterbox bars black
+    if isinstance(image, MirroredView):  # a square window past the frame's edges: no bars, mirrored
         m = m @ np.array([[1.0, 0.0, -image.x0], [0.0, 1.0, -image.y0], [0.0, 0.0, 1.0]])
-        return cv2.warpAffine(image.frame, m[:2], (INPUT_SIZE, INPUT_SIZE), dst=out, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT_101), (left, top, side)
-    warped = cv2.warpAffine(
-        image,
-        m[:2],
-        (INPUT_SIZE, INPUT_SIZE),
-        dst=out,
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
-    )
+        src, border = image.frame, cv2.BORDER_REFLECT_101
+    warped = cv2.warpAffine(src, m[:2], (INPUT_SIZE, INPUT_SIZE), dst=out, flags=cv2.INTER_LINEAR,
+                            borderMode=border, borderValue=(0, 0, 0))
     return warped, (left, top, side)
 
 
@@ -66,5 +64,4 @@ def prepare_views(images: Sequence[np.ndarray], staged: np.ndarray, batch: np.nd
     """Each image letterboxed into ``staged[i]`` (uint8) and scaled to [-1, 1] into ``batch[i]``."""
     for i, img in enumerate(images):
         letterbox_u8(img, out=staged[i])
-    np.multiply(staged, np.float32(2.0 / 255.0), out=batch, casting="unsafe")
-    batch -= np.float32(1.0)
+    to_model_range(staged, batch)
