@@ -289,8 +289,12 @@ def test_canvas_search_finds_the_faces_the_tiles_find_and_batches(mp_detector):
 def test_canvas_plan_covers_every_level_once_over_the_spread():
     """Every band of every level is searched exactly once per spread, the bands of a level cover
     its whole canvas with the overlap a face needs, and the cost per frame is even."""
-    from streamdp.detect.canvas import BAND_OVERLAP, plan_canvases
+    from streamdp.detect.canvas import BAND_OVERLAP, canvas_sizes, plan_canvases
 
+    # only the levels two neighbours within MAX_LEVEL_RATIO do not cover are searched
+    assert canvas_sizes([224, 448, 720]) == [224, 720]
+    assert canvas_sizes([224, 448, 1080]) == [224, 1080]
+    assert canvas_sizes([224, 448, 896, 2160]) == [224, 896, 2160]
     for (w, h), spread in (((1280, 720), 6), ((1920, 1080), 5), ((640, 360), 6), ((1280, 720), 1), ((720, 1280), 4)):
         plan = plan_canvases(w, h, DetectConfig(tile_size=256), spread)
         assert len(plan.phases) == spread

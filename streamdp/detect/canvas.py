@@ -34,6 +34,9 @@ MODEL_INPUT = 128
 EDGE_PAD = MODEL_INPUT // 2  # canvas pixels mirrored beyond a searched edge (half a model input)
 BAND_OVERLAP = 48  # canvas pixels two neighbouring bands share (> the ~32 px faces a level must find whole)
 MIN_BAND = 128  # a band is never narrower than the model's own input
+# A level finds faces from ~18 canvas pixels (32 px at 1.75 frame pixels per canvas pixel) to beyond
+# 148 (260 px faces at 224, all found): levels up to ~8x apart leave no size between them.
+MAX_LEVEL_RATIO = 5.0
 ALIGN = 16  # the model's coarsest stride: canvas sides are multiples of it
 CUT_MARGIN_PX = CUT_MARGIN * MODEL_INPUT  # a box this close to a band's inner border is cut (as at a tile's)
 
@@ -86,6 +89,16 @@ class CanvasPlan:
     levels: tuple[Level, ...]
     phases: tuple[tuple[Band, ...], ...]  # the bands searched by frame i: phases[i % len(phases)]
 
+    def frames_worth(self, frame_index: int) -> int:
+        """How many frames' even share of the spread's search frame ``frame_index`` does (at least
+        1): a frame searching the finest level whole gets that many frames' second looks, as
+        the same candidates spread over several frames would have had."""
+        total = sum(b.area for ph in self.phases for b in ph)
+        if not total:
+            return 1
+        mine = sum(b.area for b in self.phases[frame_index % len(self.phases)])
+        return max(1, round(len(self.phases) * mine / total))
+
 
 def _level(width: int, height: int, size: int, cfg: DetectConfig) -> Level:
     f = size / MODEL_INPUT
@@ -115,10 +128,21 @@ def _bands(index: int, lv: Level, parts: int) -> list[Band]:
     return [Band(index, 0, a, lv.width, b) for a, b in spans]
 
 
+def canvas_sizes(sizes: list[int]) -> list[int]:
+    """The pyramid's sizes (ascending) a canvas search needs: the finest and the coarsest, and
+    between them only those that keep two consecutive searched levels within ``MAX_LEVEL_RATIO``
+    (1280x720: 224, 720, without 448; 1920x1080: 224, 1080; 3840x2160: 224, 896, 2160)."""
+    kept = sizes[:1]
+    for i, size in enumerate(sizes[1:], 1):
+        if i == len(sizes) - 1 or sizes[i + 1] > MAX_LEVEL_RATIO * kept[-1]:
+            kept.append(size)
+    return kept
+
+
 def plan_canvases(width: int, height: int, cfg: DetectConfig, spread: int) -> CanvasPlan:
     """The levels of a ``width x height`` frame and their bands dealt over ``spread`` frames
     (largest first to the lightest frame), so each frame searches about 1/``spread`` of them."""
-    sizes = sorted({t.size for t in plan_tiles(width, height, cfg)})
+    sizes = canvas_sizes(sorted({t.size for t in plan_tiles(width, height, cfg)}))
     levels = tuple(_level(width, height, s, cfg) for s in sizes)
     spread = max(1, int(spread))
     total = sum(lv.width * lv.height for lv in levels)

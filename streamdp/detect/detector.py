@@ -25,7 +25,7 @@ from .candidates import CONFIRM, Candidates, finalize, first_look_sure, from_vie
 from .schedule import ChangeGate, TileSchedule, gate_refresh
 from .tiles import MirroredView, MirrorFrame, Tile, mirror_padded
 from .geometry import box_iou
-from .verify import MAX_CONFIRM, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
+from .verify import MAX_CONFIRM, MAX_VERIFY, RejectMemory, apply_second_looks, look_view, needs_confirmation, plan_second_looks
 
 # a tracked face whose expected box a sure first-look candidate overlaps this much was found: no
 # confirmation view for it this frame (tracked boxes move little between frames; a lagging
@@ -177,7 +177,7 @@ class FaceDetector:
         cands = [merge(Candidates.concat(p), self.cfg.nms_iou, self.new_face_score) for p in parts]
 
         # 2. second looks, all in one go
-        out, n_verify = self._second_looks(imgs, cands, padded, frame_indices[0] if single else None, gate)
+        out, n_verify = self._second_looks(imgs, frame_indices, cands, padded, single, gate)
         if gate is not None:
             gate.found(out[0].boxes)  # what the regions searched now found (see ChangeGate.keep)
         t_end = time.perf_counter()
@@ -259,6 +259,13 @@ class FaceDetector:
             plan = self._canvas_plans[key] = plan_canvases(width, height, self.cfg, self.tile_every)
         return plan
 
+    def _search_share(self, img: np.ndarray, frame_index: int) -> int:
+        """How many frames' share of the spread search this frame does (its second looks' cap is
+        that many times ``MAX_VERIFY``): the canvas search puts a whole level in one frame."""
+        if self.search != "canvas":
+            return 1
+        return self.canvas_plan(img.shape[1], img.shape[0]).frames_worth(frame_index)
+
     def _search_bands(self, imgs: list[np.ndarray], frame_indices: Sequence[int], parts: list[list[Candidates]],
                       gate: ChangeGate | None = None) -> int:
         """Search every frame's due canvas bands (one model run per band shape, all frames
@@ -330,19 +337,21 @@ class FaceDetector:
         return len(todo)
 
     def _second_looks(
-        self, imgs: list[np.ndarray], cands: list[Candidates], padded: dict[int, MirrorFrame], stream_index: int | None,
-        gate: ChangeGate | None = None,
+        self, imgs: list[np.ndarray], frame_indices: Sequence[int], cands: list[Candidates],
+        padded: dict[int, MirrorFrame], single: bool, gate: ChangeGate | None = None,
     ) -> tuple[list[Detections], int]:
         """Every frame's faces after the second looks (all run in one go), and how many looks.
-        ``stream_index``: the frame index of a single stream frame (the rejection memory's), else None."""
+        ``single``: one stream's frame (the rejection memory's)."""
+        stream_index = frame_indices[0] if single else None
         memory = self._memory.recall(stream_index, gate) if stream_index is not None else None
         need = self.new_face_score
         if self.search == "canvas" and self.cfg.edge_search != "off":
             # a candidate cut by the frame's border is looked at again in the mirrored frame too
             for f, img in enumerate(imgs):
                 padded[f] = MirrorFrame(img, self._schedule.edge_pad(img.shape[1], img.shape[0]))
-        plans = [plan_second_looks(img, c, need, self.cfg.min_confidence, padded=padded.get(f), memory=memory)
-                 for f, (img, c) in enumerate(zip(imgs, cands))]
+        plans = [plan_second_looks(img, c, need, self.cfg.min_confidence, padded=padded.get(f), memory=memory,
+                                   most=MAX_VERIFY * self._search_share(img, fi))
+                 for f, (img, fi, c) in enumerate(zip(imgs, frame_indices, cands))]
         look_results = iter(self._run_many([crop for p in plans for crop in p.looks]))
         out = []
         n_verify = 0

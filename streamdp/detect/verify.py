@@ -97,7 +97,8 @@ class LookPlan:
 
 
 def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidence: float,
-                      padded: MirrorFrame | None = None, memory: Memory | None = None) -> LookPlan:
+                      padded: MirrorFrame | None = None, memory: Memory | None = None,
+                      most: int = MAX_VERIFY) -> LookPlan:
     """Decide every candidate by the score the model gives it at its favourite scale.
 
     A face must reach ``need`` (the detector's ``new_face_score`` = ``max(cfg.min_confidence,
@@ -112,7 +113,7 @@ def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidenc
       fills half of the model's input — the short-range model's sweet spot. The crop's
       matching detection is judged and, if kept, replaces the candidate (better box and
       keypoints);
-    * beyond ``MAX_VERIFY`` second looks per frame, candidates are kept on their first score
+    * beyond ``most`` (``MAX_VERIFY``) second looks per frame, candidates are kept on their first score
       if >= ``min_confidence`` (fail closed).
 
     Measured on 894 candidates (>= 0.2) from face-free video (no_face.mp4, bikes.mp4 parts),
@@ -149,7 +150,7 @@ def plan_second_looks(img: np.ndarray, c: Candidates, need: float, min_confidenc
         keep[todo[again]] = False
         again_n = int(again.sum())
         todo = todo[~again]
-    todo = todo[np.argsort(-scores[todo], kind="stable")][:MAX_VERIFY]
+    todo = todo[np.argsort(-scores[todo], kind="stable")][:most]
     looks = []
     for i in todo:
         centre = (boxes[i, :2] + boxes[i, 2:]) / 2
