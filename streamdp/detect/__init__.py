@@ -14,7 +14,8 @@ face, so small faces need the frame searched in smaller pieces.
    one from ~``0.2*s``: no face size falls between two levels.
    ``cfg.search`` "canvas" (the files default, ``canvas``): each level is the frame downscaled by
    ``s/128`` in one model run (the network is convolutional: a bigger input is a grid of anchors
-   over all of it), mirrored 64 px beyond the searched edges, cut into overlapping bands that are
+   over all of it; only the levels ``canvas.canvas_sizes`` keeps, neighbours up to 5x apart),
+   mirrored 64 px beyond the searched edges, cut into overlapping bands that are
    dealt over ``cfg.tile_every`` frames (files: the look-back; live, opt-in: every frame). "tiles"
    (``schedule``; the live default, and what MediaPipe Tasks can run): overlapping 128x128 views of each level's size,
    ``frame i`` searching tiles ``i mod N``, plus mirrored edge tiles; an ``s``-grid with overlap

@@ -8,7 +8,8 @@ twice, no tile border cutting a face and no per-view overhead. At 1280x720 (file
 and 14 mirrored edge tiles are 51 model inputs, their canvases about 26 inputs' worth of pixels.
 
 * **Levels**: the tile pyramid's sizes (``tiles.plan_tiles``), each a scale of ``size / 128``
-  frame pixels per canvas pixel.
+  frame pixels per canvas pixel; only those ``canvas_sizes`` needs (a canvas level finds a wider
+  range of face sizes than a 128 px tile: 720p searches 224 and 720, not 448).
 * **Edges**: the canvas is mirrored outside the frame's edges by half a model input (64 px, as
   the mirrored edge tiles: ``cfg.edge_search``), so a face cut by the border is completed by its
   mirror image; mirror ghosts are dropped later (``candidates.finalize``).
