@@ -38,11 +38,12 @@ def main() -> int:
     p.add_argument("--tile-size", default="auto", help="detect.tile_size (the finest pyramid level)")
     p.add_argument("--tile-overlap", type=float, default=None, help="detect.tile_overlap (default: the config's)")
     p.add_argument("--tile-every", default="auto", help="detect.tile_every (live: N > 1 spreads the search, each frame held N-1 frames)")
+    p.add_argument("--backend", default="auto", help="detect.backend (the model's engine: litert, openvino, onnx...)")
     p.add_argument("--no-gate", action="store_true", help="detect.skip_unchanged: false (search every due region whatever its pixels)")
     args = p.parse_args()
     from streamdp.config import Config
 
-    detect = {"search": args.search, "skip_unchanged": not args.no_gate,
+    detect = {"search": args.search, "skip_unchanged": not args.no_gate, "backend": args.backend,
               "tile_size": args.tile_size if args.tile_size == "auto" else int(args.tile_size)}
     if args.tile_every != "auto":
         detect["tile_every"] = int(args.tile_every)

@@ -59,11 +59,13 @@ class DetectConfig(Section):
     # nothing after its first search; a moving camera searches everything as before.
     skip_unchanged: bool = True
     # How the BlazeFace model runs: "litert" = LiteRT's XNNPACK kernels on the CPU
-    # (streamdp/detect/litert.py: the fastest here, above all on canvases), "onnx" = ONNX Runtime
-    # (CUDA when there is one), both with the same batched pre/post-processing as MediaPipe
-    # (streamdp/detect/blazeface.py); "mediapipe" = MediaPipe Tasks, one call per image.
-    # "auto": onnx where CUDA is, else litert (onnx where LiteRT has no wheel).
-    backend: Literal["auto", "litert", "onnx", "mediapipe"] = "auto"
+    # (streamdp/detect/litert.py), "openvino" = OpenVINO's CPU plugin, bf16 where the CPU has it
+    # natively (streamdp/detect/openvino_engine.py: half LiteRT's model time there), "onnx" =
+    # ONNX Runtime (CUDA when there is one), all with the same batched pre/post-processing as
+    # MediaPipe (streamdp/detect/blazeface.py); "mediapipe" = MediaPipe Tasks, one call per image.
+    # "auto": onnx where CUDA is, openvino on a native-bf16 CPU, else litert (onnx where LiteRT
+    # has no wheel).
+    backend: Literal["auto", "litert", "openvino", "onnx", "mediapipe"] = "auto"
     # How the pyramid's levels are searched: "canvas" = each level as one downscaled copy of the
     # frame in one model run (streamdp/detect/canvas.py: half the model work of the tiles, and no
     # tile border cuts a face); "tiles" = overlapping 128x128 views (all MediaPipe Tasks can do;
@@ -139,7 +141,7 @@ class DetectConfig(Section):
 
         from .detect.backends import resolve_backend
 
-        return min(2, os.cpu_count() or 1) if resolve_backend(self.backend) == "litert" else 1
+        return min(2, os.cpu_count() or 1) if resolve_backend(self.backend) in ("litert", "openvino") else 1
 
     def effective_tile_every(self, lookback_frames: float) -> int:
         """The tile schedule: an explicit N, or "auto": N = the whole frames of look-back (a face

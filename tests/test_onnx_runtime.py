@@ -354,7 +354,8 @@ def test_a_model_outside_streamdp_needs_the_explicit_flag(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("backend, filename", [("onnx", "face_detection_short_range.onnx"),
-                                               ("litert", "face_detection_short_range.tflite")])
+                                               ("litert", "face_detection_short_range.tflite"),
+                                               ("openvino", "face_detection_short_range.tflite")])
 def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path, monkeypatch, backend, filename) -> None:
     from streamdp import model_files
     from streamdp.config import DetectConfig
@@ -362,6 +363,8 @@ def test_a_shipped_model_file_that_does_not_match_its_checksum_is_refused(tmp_pa
 
     if backend == "litert":
         pytest.importorskip("ai_edge_litert", reason="LiteRT not installed here")
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO not installed here")
     FaceDetector(DetectConfig(backend=backend)).close()  # the real list: loads
     bad = tmp_path / "SHA256SUMS"
     bad.write_text(model_files.MANIFEST.read_text().replace(model_files.sha256_of(model_files.MODELS / filename), "0" * 64))

@@ -40,8 +40,8 @@ face, so small faces need the frame searched in smaller pieces.
 Boxes are clipped to the frame; keypoints are not.
 
 Model runner (``cfg.backend``, ``backends``): ``litert`` (the default on a CPU: ``litert``,
-XNNPACK kernels) and ``onnx`` (the default with CUDA; the same model converted to ONNX with a free
-input size) share ``blazeface``'s reimplementation of MediaPipe's letterbox, anchors, decoding and
+XNNPACK kernels), ``openvino`` (the default on a CPU with native bf16: ``openvino_engine``) and
+``onnx`` (the default with CUDA; the same model converted to ONNX with a free input size) share ``blazeface``'s reimplementation of MediaPipe's letterbox, anchors, decoding and
 weighted NMS and take a frame's views in one call; ``mediapipe`` runs MediaPipe Tasks'
 FaceDetector, one call per image (tiles only). They find the same
 faces (same count on 190 sample-video frames, boxes IoU >= 0.9, scores 0.0013 apart on average;

@@ -214,20 +214,39 @@ class LiteRtBackend(OnnxBackend):
         return LiteRtBlazeFace(path, min_score=min_score, threads=threads)
 
 
-Backend = OnnxBackend | LiteRtBackend | MediaPipeBackend
+class OpenVinoBackend(LiteRtBackend):
+    """BlazeFace's .tflite through OpenVINO's CPU plugin, in bf16 where the CPU has it natively
+    (``openvino_engine.py``): the same batched interface as ``LiteRtBackend``."""
+
+    name = "openvino"
+
+    @staticmethod
+    def _open(path: Path, min_score: float, threads: int) -> BlazeFaceRunner:
+        from .openvino_engine import OpenVinoBlazeFace
+
+        return OpenVinoBlazeFace(path, min_score=min_score, threads=threads)
+
+
+Backend = OnnxBackend | LiteRtBackend | OpenVinoBackend | MediaPipeBackend
 
 
 def resolve_backend(name: str) -> str:
-    """``detect.backend`` settled: "auto" is LiteRT on a CPU (ONNX Runtime where LiteRT is
-    missing), ONNX Runtime where CUDA is there (the batched detector on the GPU)."""
+    """``detect.backend`` settled: "auto" is ONNX Runtime where CUDA is there (the batched
+    detector on the GPU); on a CPU that computes bfloat16 natively (AVX-512 BF16, AMX) OpenVINO
+    in bf16 (about half LiteRT's model time there, docs/performance.md); else LiteRT (OpenVINO's
+    fp32 measured level with it on AVX2, and it costs ~85 MB more), ONNX Runtime where LiteRT
+    is missing."""
     if name != "auto":
         return name
     from .blazeface import select_providers
     from .litert import litert_available
+    from .openvino_engine import bf16_native, openvino_available
 
-    if "CUDAExecutionProvider" in select_providers() or not litert_available():
+    if "CUDAExecutionProvider" in select_providers():
         return "onnx"
-    return "litert"
+    if openvino_available() and bf16_native():
+        return "openvino"
+    return "litert" if litert_available() else "onnx"
 
 
 def open_backend(name: str, model_path: Path | str | None, min_score: float, threads: int = 1) -> Backend:
@@ -238,4 +257,6 @@ def open_backend(name: str, model_path: Path | str | None, min_score: float, thr
         return MediaPipeBackend(model_path, min_score)
     if name == "litert":
         return LiteRtBackend(model_path, min_score, threads)
+    if name == "openvino":
+        return OpenVinoBackend(model_path, min_score, threads)
     return OnnxBackend(model_path, min_score, threads)

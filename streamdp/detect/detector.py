@@ -38,10 +38,11 @@ Owner = tuple[int, "Tile | object | None"]  # frame number in the call, and None
 class FaceDetector:
     """Finds faces in RGB frames; one instance per thread (model sessions are not shared).
 
-    ``cfg.backend``: ``"onnx"`` (and ``"auto"``) runs BlazeFace through ONNX Runtime
-    (``streamdp.detect.blazeface``), every frame's full view and tiles in one batch and all second
-    looks in one more; ``"mediapipe"`` runs MediaPipe Tasks, one call per image. Both see the same
-    model inputs and decode them the same way, so they find the same faces.
+    ``cfg.backend`` (``backends.resolve_backend`` settles "auto"): ``"litert"``, ``"openvino"``
+    and ``"onnx"`` run BlazeFace through one batched runner (``streamdp.detect.blazeface``), every
+    frame's views in one batch and all second looks in one more; ``"mediapipe"`` runs MediaPipe
+    Tasks, one call per image. All see the same model inputs and decode them the same way, so they
+    find the same faces (bf16 moves scores by a few thousandths: docs/performance.md).
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class FaceDetector:
         self.tile_every = int(tile_every) if tile_every is not None else self.cfg.effective_tile_every(0)
         #: score a face must reach at the model's favourite scale (see ``verify.plan_second_looks``)
         self.new_face_score = max(float(self.cfg.min_confidence), self.verify_score)
-        #: the model runner in use: "litert", "onnx" or "mediapipe"
+        #: the model runner in use: "litert", "openvino", "onnx" or "mediapipe"
         self.backend = resolve_backend(self.cfg.backend)
         # the model reports everything down to the proposal score; thresholds are applied here
         #: the runner itself (``backends.OnnxBackend`` or ``MediaPipeBackend``)

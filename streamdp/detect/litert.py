@@ -9,7 +9,9 @@ convolutions fall out of the cache as the input grows, XNNPACK's do not). ONNX R
 engine for GPUs (CUDA) and where LiteRT has no wheel.
 
 An interpreter has a fixed input shape; one is kept per (height, width) seen (a stream uses a few:
-the 128x128 views and the canvas bands), each image of a batch is one ``invoke``.
+the 128x128 views and the canvas bands), each image of a batch is one ``invoke``. That shape-keyed
+cache and the worker pool are ``ShapedBlazeFace``, shared with the OpenVINO engine
+(``openvino_engine.py``), which has the same fixed-shape model.
 
 ``threads`` > 1 runs that many images of a batch at once, each worker with interpreters of its
 own (one XNNPACK thread each): ``invoke`` releases the GIL, so 30 tile views take about half the
@@ -45,27 +47,26 @@ def litert_available() -> bool:
     return True
 
 
-class LiteRtBlazeFace(BlazeFaceRunner):
-    """``BlazeFaceRunner`` with the model run by LiteRT (``threads``: images of a batch run at once)."""
+class ShapedBlazeFace(BlazeFaceRunner):
+    """``BlazeFaceRunner`` over an engine that runs one fixed input shape per loaded model: one
+    is kept per (height, width) seen (``MAX_SHAPES``), each image of a batch is one run, and
+    ``threads`` > 1 runs that many images of a batch at once, each worker with models of its own.
+    An engine says how to load a shape (``_load``) and run one image (``_run``)."""
+
+    engine = "?"
 
     def __init__(self, model_path: Path | str, *, min_score: float = 0.5,
                  suppression_threshold: float = MIN_SUPPRESSION_THRESHOLD, threads: int = 1) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except Exception as exc:
-            raise ModelError(f"LiteRT (ai-edge-litert) is not usable: {exc}") from None
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
-        self._Interpreter = Interpreter
         self._threads = max(1, int(threads))
-        # one interpreter cache per worker (slot 0: the caller's thread); an interpreter is never
-        # invoked by two threads at once
+        # one model cache per worker (slot 0: the caller's thread); a loaded model is never
+        # run by two threads at once
         self._slots: list[OrderedDict[tuple[int, int], Any]] = [OrderedDict() for _ in range(self._threads)]
         self._pool = (ThreadPoolExecutor(self._threads - 1, thread_name_prefix="streamdp-detect",
                                          initializer=name_native_thread, initargs=("detect-worker",))
                       if self._threads > 1 else None)
-        self.providers = ["LiteRT (XNNPACK)"]
         self.any_size = True
         self._init_processing(path, min_score, suppression_threshold)
         for slot in range(self._threads):  # load now: a broken model fails here, not mid-stream
@@ -77,6 +78,14 @@ class LiteRtBlazeFace(BlazeFaceRunner):
             self._pool.shutdown(wait=True)
             self._pool = None
 
+    def _load(self, h: int, w: int) -> Any:
+        """The engine's model for ``[1, h, w, 3]`` inputs, run once (raise ModelError if broken)."""
+        raise NotImplementedError
+
+    def _run(self, entry: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(regressors, classificators) of one ``[1, h, w, 3]`` image, arrays of their own."""
+        raise NotImplementedError
+
     def _interpreter(self, h: int, w: int, slot: int = 0) -> Any:
         key = (h, w)
         cache = self._slots[slot]
@@ -85,38 +94,23 @@ class LiteRtBlazeFace(BlazeFaceRunner):
             cache.move_to_end(key)
             return entry
         try:
-            # LiteRT prints an INFO line on fd 2 when it creates its XNNPACK delegate (first
-            # allocation and invoke): users should see only streamdp's lines
-            with native_stderr_silenced():
-                it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
-                inp = it.get_input_details()[0]
-                if list(inp["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
-                    raise ModelError(f"{self.model_path}: expected input [1, 128, 128, 3], got {list(inp['shape'])}")
-                if key != (INPUT_SIZE, INPUT_SIZE):
-                    it.resize_tensor_input(inp["index"], [1, h, w, 3])
-                it.allocate_tensors()
-                it.invoke()
+            entry = self._load(h, w)
         except ModelError:
             raise
         except Exception as exc:
-            raise ModelError(f"cannot load face detection model {self.model_path}: {exc}") from None
-        outs = {d["name"]: d["index"] for d in it.get_output_details()}
-        if set(outs) != {"regressors", "classificators"}:
-            raise ModelError(f"{self.model_path}: unexpected outputs {sorted(outs)}")
-        entry = (it, inp["index"], outs["regressors"], outs["classificators"])
+            raise ModelError(f"cannot load face detection model {self.model_path} ({self.engine}): {exc}") from None
         cache[key] = entry
         while len(cache) > MAX_SHAPES:
             cache.popitem(last=False)
         return entry
 
     def _invoke(self, batch: np.ndarray, slot: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        it, inp, reg_i, cls_i = self._interpreter(batch.shape[1], batch.shape[2], slot)
+        entry = self._interpreter(batch.shape[1], batch.shape[2], slot)
         regs, clss = [], []
         for i in range(len(batch)):
-            it.set_tensor(inp, batch[i : i + 1])
-            it.invoke()
-            regs.append(it.get_tensor(reg_i))
-            clss.append(it.get_tensor(cls_i))
+            r, c = self._run(entry, batch[i : i + 1])
+            regs.append(r)
+            clss.append(c)
         return regs, clss
 
     def infer_views(self, images: Sequence[np.ndarray], staged: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +144,43 @@ class LiteRtBlazeFace(BlazeFaceRunner):
         self.calls += 1
         self.images += n
         return np.concatenate(regs), np.concatenate(clss)
+
+
+class LiteRtBlazeFace(ShapedBlazeFace):
+    """``ShapedBlazeFace`` with the model run by LiteRT (XNNPACK, one thread per interpreter)."""
+
+    engine = "LiteRT"
+
+    def __init__(self, model_path: Path | str, *, min_score: float = 0.5,
+                 suppression_threshold: float = MIN_SUPPRESSION_THRESHOLD, threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except Exception as exc:
+            raise ModelError(f"LiteRT (ai-edge-litert) is not usable: {exc}") from None
+        self._Interpreter = Interpreter
+        self.providers = ["LiteRT (XNNPACK)"]
+        super().__init__(model_path, min_score=min_score, suppression_threshold=suppression_threshold, threads=threads)
+
+    def _load(self, h: int, w: int) -> Any:
+        # LiteRT prints an INFO line on fd 2 when it creates its XNNPACK delegate (first
+        # allocation and invoke): users should see only streamdp's lines
+        with native_stderr_silenced():
+            it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
+            inp = it.get_input_details()[0]
+            if list(inp["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:
+                raise ModelError(f"{self.model_path}: expected input [1, 128, 128, 3], got {list(inp['shape'])}")
+            if (h, w) != (INPUT_SIZE, INPUT_SIZE):
+                it.resize_tensor_input(inp["index"], [1, h, w, 3])
+            it.allocate_tensors()
+            it.invoke()
+        outs = {d["name"]: d["index"] for d in it.get_output_details()}
+        if set(outs) != {"regressors", "classificators"}:
+            raise ModelError(f"{self.model_path}: unexpected outputs {sorted(outs)}")
+        return it, inp["index"], outs["regressors"], outs["classificators"]
+
+    def _run(self, entry: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        it, inp, reg_i, cls_i = entry
+        it.set_tensor(inp, image)
+        it.invoke()
+        return it.get_tensor(reg_i), it.get_tensor(cls_i)  # copies
+
