@@ -105,28 +105,11 @@ def live(clip: Path, seconds: float) -> dict:
     return out
 
 
-def _cpu_name() -> str:
-    """The CPU's model name (Linux), or the platform's word for it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _detector_engine() -> str:
-    """What ``detect.backend: auto`` picks here, and whether the CPU has native bf16."""
-    from streamdp.detect.backends import resolve_backend
-    from streamdp.detect.openvino_engine import bf16_native
-
-    return f"{resolve_backend('auto')} (native bf16: {'yes' if bf16_native() else 'no'})"
-
-
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import clips
+
+    from streamdp.report import host
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=2)
@@ -138,9 +121,9 @@ def main() -> int:
     args = p.parse_args()
     built = clips.build()
     result: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cpus, {platform.platform()}",
-                    "cpu": _cpu_name(), "detector": _detector_engine(), "files": {}}
+                    **{k: v for k, v in host("auto").items() if k in ("cpu", "detector_engine")}, "files": {}}
     # the VMs differ by kind, not only by load (docs/performance.md, 2026-12-04): say which one
-    print(f"{result['date']}, {result['machine']}, {result['cpu']}; detect.backend auto = {result['detector']}")
+    print(f"{result['date']}, {result['machine']}, {result['cpu']}; detect.backend auto = {result['detector_engine']}")
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         for size in args.sizes:

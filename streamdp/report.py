@@ -78,6 +78,27 @@ def all_files_one_person(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def host(detect_backend: str) -> dict[str, Any]:
+    """The machine a run ran on: the detector's engine depends on the CPU (``detect.backend``
+    "auto": OpenVINO bf16 where the CPU has it natively, else LiteRT), so the report names both."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from .detect.backends import describe_engine
+
+        engine = describe_engine(detect_backend)
+    except Exception as exc:  # a report is written even when the engine cannot be told
+        engine = f"unknown ({exc})"
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu, "detector_engine": engine,
+            "argv0": sys.argv[0]}
+
+
 def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[str, Any]], started: datetime) -> dict[str, Any]:
     ok = [f for f in files if f["status"] == "ok"]
     worst_eps: float | None = None
@@ -104,7 +125,7 @@ def build_report(argv: list[str], config_dump: dict[str, Any], files: list[dict[
         "files": files,
         "config": config_dump,
         "versions": versions(),
-        "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "argv0": sys.argv[0]},
+        "host": host(str((config_dump.get("detect") or {}).get("backend", "auto"))),
     }
 
 

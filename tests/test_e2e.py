@@ -290,6 +290,11 @@ def test_report_of_the_ground_truth_run(gt: synth.GroundTruth, gt_run) -> None:
         assert versions.get(key), f"versions lacks {key}: {versions}"
     assert report["config"]["mechanism"]["name"] == "pixelate"
     assert report["command"][:2] == ["streamdp", "run"]
+    # the detector's engine depends on the CPU ("auto"): the report says which ran, and where
+    from streamdp.detect.backends import resolve_backend
+
+    assert report["host"]["detector_engine"].split()[0] == resolve_backend(report["config"]["detect"]["backend"])
+    assert report["host"]["cpu"] and report["host"]["cpus"] >= 1
 
 
 # --------------------------------------------------------------------------------- sample media

@@ -249,6 +249,21 @@ def resolve_backend(name: str) -> str:
     return "litert" if litert_available() else "onnx"
 
 
+def describe_engine(name: str) -> str:
+    """What ``detect.backend`` ``name`` runs on here, in words: "litert", "openvino (bf16)",
+    "onnx (CUDAExecutionProvider)", "mediapipe"."""
+    resolved = resolve_backend(name)
+    if resolved == "openvino":
+        from .openvino_engine import bf16_native
+
+        return f"openvino ({'bf16' if bf16_native() else 'f32'})"
+    if resolved == "onnx":
+        from .blazeface import select_providers
+
+        return f"onnx ({select_providers()[0]})"
+    return resolved
+
+
 def open_backend(name: str, model_path: Path | str | None, min_score: float, threads: int = 1) -> Backend:
     """The runner for ``cfg.backend`` (``resolve_backend``), reporting candidates down to
     ``min_score``; ``threads``: the engine's threads (MediaPipe Tasks picks its own)."""

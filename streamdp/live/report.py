@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +19,7 @@ def _redacted_config(config: Config) -> dict[str, Any]:
 
 
 def live_report(argv: list[str], config: Config, run: dict[str, Any], started: datetime) -> dict[str, Any]:
-    from ..report import versions
+    from ..report import host, versions
 
     return {
         "tool": "streamdp",
@@ -32,7 +30,7 @@ def live_report(argv: list[str], config: Config, run: dict[str, Any], started: d
         **run,
         "config": _redacted_config(config),
         "versions": versions(),
-        "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "host": {k: v for k, v in host(config.detect.backend).items() if k != "argv0"},
     }
 
 
