@@ -125,3 +125,13 @@ def test_auto_picks_openvino_only_where_the_cpu_has_native_bf16(monkeypatch):
     monkeypatch.setattr(openvino_engine, "bf16_native", lambda: True)
     assert backends.resolve_backend("auto") == "onnx"  # a GPU first
     assert backends.resolve_backend("litert") == "litert"  # an explicit choice stands
+
+
+def test_bf16_native_from_the_cpu_flags_agrees_with_openvino():
+    """``bf16_native`` reads the kernel's CPU flags (no OpenVINO import for "auto"); OpenVINO's own
+    capability list says the same on this machine."""
+    from streamdp.detect.openvino_engine import _core, _cpu_flags, bf16_native
+
+    if _cpu_flags() is None:
+        pytest.skip("no CPU flags from the kernel here: bf16_native asks OpenVINO itself")
+    assert bf16_native() == ("BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))

@@ -244,7 +244,7 @@ def resolve_backend(name: str) -> str:
 
     if "CUDAExecutionProvider" in select_providers():
         return "onnx"
-    if openvino_available() and bf16_native():
+    if bf16_native() and openvino_available():  # the cheap question first: no OpenVINO import without bf16
         return "openvino"
     return "litert" if litert_available() else "onnx"
 

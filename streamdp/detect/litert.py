@@ -60,6 +60,7 @@ class ShapedBlazeFace(BlazeFaceRunner):
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"face detection model not found: {path}")
+        self._prepare(path)
         self._threads = max(1, int(threads))
         # one model cache per worker (slot 0: the caller's thread); a loaded model is never
         # run by two threads at once
@@ -70,13 +71,16 @@ class ShapedBlazeFace(BlazeFaceRunner):
         self.any_size = True
         self._init_processing(path, min_score, suppression_threshold)
         for slot in range(self._threads):  # load now: a broken model fails here, not mid-stream
-            self._interpreter(INPUT_SIZE, INPUT_SIZE, slot)
+            self._loaded(INPUT_SIZE, INPUT_SIZE, slot)
 
     def close(self) -> None:
         """Stop the worker threads (``threads`` > 1); the runner is not used after this."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+    def _prepare(self, path: Path) -> None:
+        """Read and check the model file once, before any shape is loaded (engines that need to)."""
 
     def _load(self, h: int, w: int) -> Any:
         """The engine's model for ``[1, h, w, 3]`` inputs, run once (raise ModelError if broken)."""
@@ -86,7 +90,8 @@ class ShapedBlazeFace(BlazeFaceRunner):
         """(regressors, classificators) of one ``[1, h, w, 3]`` image, arrays of their own."""
         raise NotImplementedError
 
-    def _interpreter(self, h: int, w: int, slot: int = 0) -> Any:
+    def _loaded(self, h: int, w: int, slot: int = 0) -> Any:
+        """Worker ``slot``'s model for ``[1, h, w, 3]`` inputs, loaded on first use (``MAX_SHAPES`` kept)."""
         key = (h, w)
         cache = self._slots[slot]
         entry = cache.get(key)
@@ -105,7 +110,7 @@ class ShapedBlazeFace(BlazeFaceRunner):
         return entry
 
     def _invoke(self, batch: np.ndarray, slot: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        entry = self._interpreter(batch.shape[1], batch.shape[2], slot)
+        entry = self._loaded(batch.shape[1], batch.shape[2], slot)
         regs, clss = [], []
         for i in range(len(batch)):
             r, c = self._run(entry, batch[i : i + 1])
@@ -183,4 +188,3 @@ class LiteRtBlazeFace(ShapedBlazeFace):
         it.set_tensor(inp, image)
         it.invoke()
         return it.get_tensor(reg_i), it.get_tensor(cls_i)  # copies
-

@@ -4,7 +4,7 @@ The same ``face_detection_short_range.tflite`` LiteRT and MediaPipe read (OpenVI
 frontend reads it), with the batched runner's pre- and post-processing (``BlazeFaceRunner``);
 only the model call differs. Why a third engine: on a CPU with AVX-512 BF16 or AMX, OpenVINO runs
 this network's convolutions in bf16, about twice as fast as XNNPACK's fp32 (2-core VM, one thread:
-a 128x128 view 0.72 against 1.27 ms, a 544x864 canvas 19 against 38 ms). The scores move by a few
+a 128x128 view 0.76 against 1.20 ms, a 544x864 canvas 19 against 38 ms). The scores move by a few
 hundredths (bf16 keeps 8 bits of mantissa): what that does to recall is measured, not assumed
 (docs/performance.md); the detector's thresholds are the same. Without native bf16 the plugin
 would emulate it (slower than LiteRT), so ``bf16_native`` decides, and "auto" does not pick this
@@ -43,10 +43,27 @@ def openvino_available() -> bool:
         return False
 
 
+def _cpu_flags() -> set[str] | None:
+    """The kernel's CPU feature flags (Linux ``/proc/cpuinfo``), None where there are none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
 @lru_cache(maxsize=1)
 def bf16_native() -> bool:
-    """Whether this CPU computes bfloat16 natively (OpenVINO's ``OPTIMIZATION_CAPABILITIES``
-    lists BF16: AVX-512 BF16 or AMX)."""
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Read from the CPU's
+    flags where the kernel lists them: ``detect.backend: auto`` asks on every run, and importing
+    OpenVINO to ask it (its ``OPTIMIZATION_CAPABILITIES``, the fallback) costs ~0.16 s and ~58 MB
+    on a run that then uses LiteRT."""
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     try:
         return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:
@@ -70,20 +87,19 @@ class OpenVinoBlazeFace(ShapedBlazeFace):
             raise ModelError(f"OpenVINO precision must be bf16 or f32, not {precision!r}")
         self.precision = precision
         self.providers = [f"OpenVINO CPU ({precision})"]
-        path = Path(model_path)
-        if not path.is_file():
-            raise ModelError(f"face detection model not found: {path}")
+        super().__init__(model_path, min_score=min_score, suppression_threshold=suppression_threshold, threads=threads)
+
+    def _prepare(self, path: Path) -> None:
         try:
             self._model = _core().read_model(str(path))
         except Exception as exc:
             raise ModelError(f"cannot read face detection model {path} with OpenVINO: {exc}") from None
-        shape = list(self._model.inputs[0].get_partial_shape().to_shape()) if self._model.inputs[0].get_partial_shape().is_static else None
-        if shape is not None and shape[1:] != [INPUT_SIZE, INPUT_SIZE, 3]:
-            raise ModelError(f"{path}: expected input [1, 128, 128, 3], got {shape}")
+        inp = self._model.inputs[0].get_partial_shape()
+        if inp.is_static and list(inp.to_shape())[1:] != [INPUT_SIZE, INPUT_SIZE, 3]:
+            raise ModelError(f"{path}: expected input [1, 128, 128, 3], got {list(inp.to_shape())}")
         outs = {o.get_any_name() for o in self._model.outputs}
         if outs != {"regressors", "classificators"}:
             raise ModelError(f"{path}: unexpected outputs {sorted(outs)}")
-        super().__init__(path, min_score=min_score, suppression_threshold=suppression_threshold, threads=threads)
 
     def _load(self, h: int, w: int) -> Any:
         model = self._model.clone()
