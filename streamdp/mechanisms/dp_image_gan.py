@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from ..detect.geometry import box_iou
 from ..errors import ModelError
 from ..stages import name_native_thread
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
+from .placement import PlacementFilter
 from .spec import MechanismContext
 from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
@@ -69,14 +71,6 @@ POSTERIOR_CANDIDATES = 4
 DETAIL_CANDIDATES = 8
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _lower_priority() -> None:
     """The calling thread yields the CPU to the stream's own threads (Linux: a thread's nice)."""
     name_native_thread("dp-render")
@@ -101,6 +95,7 @@ class _Release:
     candidates: np.ndarray | None = None  # (k, 512) the best-predicted ws, tried in this order at the first render
     ring: np.ndarray | None = None  # the frame's ring sector means when the release was made
     ring_transform: np.ndarray | None = None  # and its colour transform
+    placement: PlacementFilter = field(default_factory=PlacementFilter)  # the steadied paste transform
 
 
 class GanDpImage(Mechanism):
@@ -164,6 +159,7 @@ class GanDpImage(Mechanism):
             "predicted_boxes_pixelated_only": 0,
             "releases": 0,
             "tracks_relinked": 0,
+            "placements_pulled_back": 0,
         }
         log.info("dp-image generator %s on %s (%s)", GENERATOR_NAME, self.generator.backend, self.generator.device)
 
@@ -248,7 +244,10 @@ class GanDpImage(Mechanism):
             crop = apply_colour(face.crop, rel.colour.astype(np.float32))
             if face.surround is not None:
                 crop = blend_surround(crop, face.surround, rings[i].sectors, rel.colour)
-            paste_crops(image, crop[None], m_out[i : i + 1], self.mask)
+            pulled = rel.placement.clamped
+            m_paste = rel.placement.update(m_out[i], S, t)  # steadied, within MAX_DEVIATION of m_out
+            self.counts["placements_pulled_back"] += rel.placement.clamped - pulled
+            paste_crops(image, crop[None], m_paste[None], self.mask)
             self.counts["faces_pasted"] += 1
 
     def _same_scene(self, image: np.ndarray, faces: Any, i: int, rel: _Release) -> bool:
@@ -336,7 +335,7 @@ class GanDpImage(Mechanism):
                 continue
             if not (0 < t - rel.last_t <= self.cfg.relink_seconds):
                 continue
-            iou = _box_iou(rel.last_box, box)
+            iou = float(box_iou(rel.last_box, box)[0, 0])
             if iou >= best_iou:
                 best, best_iou = rel, iou
         if best is not None:

@@ -1,0 +1,128 @@
+"""Where a generated face is pasted: the detector's alignment, steadied over time.
+
+BlazeFace's keypoints jitter from frame to frame (on the bundled sample, upscaled to 720p, the
+face's scale moves by 2-5% and its centre by ~5 px between frames of a head that barely moves).
+Pasting a generated face with each frame's raw alignment makes it shimmer and breathe, which a
+viewer sees at once, and which the video encoder pays for in bits and time: the face's texture
+shifts by a few pixels every frame, so motion compensation finds no match.
+
+``PlacementFilter`` smooths a track's similarity transform with a One Euro filter (Casiez et al.,
+CHI 2012: a low-pass whose cutoff rises with the speed, so a still face stays still and a moving
+one follows with little lag) on four parameters: the crop centre's position in the frame, the
+log scale and the angle. Positions are measured in the face's own eye distances, so one set of
+constants serves a 40 px face and a 900 px one.
+
+Fail closed: the steadied placement never strays from the frame's own alignment by more than
+``MAX_DEVIATION`` eye distances at any canonical keypoint (it is pulled back onto that bound
+otherwise). The replaced ellipse reaches 1.2 eye distances beside the face centre (0.7 beyond the
+eyes) plus its feather, so the raw eyes, nose and mouth stay under the generated face; a scene
+cut, a jump or a track gap longer than ``RESET_S`` starts again from the raw alignment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..align import CANONICAL_KEYPOINTS, EYE_DISTANCE
+
+#: At most this far (in eye distances, at any canonical keypoint) from the frame's own alignment.
+MAX_DEVIATION = 0.1
+#: One Euro constants: the cutoff (Hz) of a still face, its rise per eye distance a second of
+#: speed, and the cutoff of the speed estimate itself.
+MIN_CUTOFF_HZ = 1.0
+BETA = 0.6
+D_CUTOFF_HZ = 1.0
+#: A gap longer than this (or time going backwards) restarts the filter from the raw alignment.
+RESET_S = 0.5
+
+
+def _alpha(cutoff_hz: float, dt: float) -> float:
+    tau = 1.0 / (2.0 * math.pi * cutoff_hz)
+    return 1.0 / (1.0 + tau / dt)
+
+
+def _params(m: np.ndarray, S: int) -> np.ndarray:
+    """Image->crop similarity (2, 3) -> [centre x, centre y (frame px), log scale, angle] of crop->image."""
+    a, b = float(m[0, 0]), float(m[1, 0])
+    s = math.hypot(a, b)  # image->crop scale
+    inv = np.linalg.inv(np.asarray(m[:, :2], np.float64))
+    c = inv @ (np.array([S / 2.0, S / 2.0]) - np.asarray(m[:, 2], np.float64))
+    return np.array([c[0], c[1], -math.log(s), -math.atan2(b, a)])
+
+
+def _matrix(p: np.ndarray, S: int) -> np.ndarray:
+    """Inverse of ``_params``: the image->crop similarity (2, 3) float64."""
+    s = math.exp(-p[2])
+    ang = -p[3]
+    a, b = s * math.cos(ang), s * math.sin(ang)
+    rot = np.array([[a, -b], [b, a]])
+    t = np.array([S / 2.0, S / 2.0]) - rot @ p[:2]
+    return np.hstack([rot, t[:, None]])
+
+
+def _keypoints_in_frame(m: np.ndarray, S: int) -> np.ndarray:
+    """The canonical keypoints a (2, 3) image->crop matrix places, in frame pixels (6, 2)."""
+    inv_a = np.linalg.inv(np.asarray(m[:, :2], np.float64))
+    return (CANONICAL_KEYPOINTS * S - np.asarray(m[:, 2], np.float64)) @ inv_a.T
+
+
+class PlacementFilter:
+    """One track's steadied paste transform (see the module doc). ``update`` takes the frame's
+    raw image->crop matrix for crops of side ``S`` and returns the one to paste with."""
+
+    def __init__(self) -> None:
+        self._t: float | None = None
+        self._x: np.ndarray | None = None  # filtered parameters
+        self._dx = np.zeros(4)  # filtered speed (normalized units a second)
+        self.clamped = 0  # frames pulled back onto MAX_DEVIATION (reported)
+
+    def reset(self) -> None:
+        self._t, self._x = None, None
+        self._dx = np.zeros(4)
+
+    def update(self, m_raw: np.ndarray, S: int, t: float) -> np.ndarray:
+        raw = _params(m_raw, S)
+        if not np.all(np.isfinite(raw)):
+            return np.asarray(m_raw, np.float64)
+        dt = None if self._t is None else t - self._t
+        if self._x is None or dt is None or not (0.0 < dt <= RESET_S):
+            if dt == 0.0 and self._x is not None:  # the same instant again (a still image): as before
+                return _matrix(self._x, S)
+            self._t, self._x, self._dx = t, raw, np.zeros(4)
+            return np.asarray(m_raw, np.float64)
+        # normalized units: positions in eye distances (of the raw placement), angles in radians
+        eye_px = EYE_DISTANCE * S * math.exp(raw[2])
+        unit = np.array([eye_px, eye_px, 1.0, 1.0])
+        delta = raw - self._x
+        delta[3] = (delta[3] + math.pi) % (2.0 * math.pi) - math.pi
+        speed = delta / unit / dt
+        a_d = _alpha(D_CUTOFF_HZ, dt)
+        self._dx = a_d * speed + (1.0 - a_d) * self._dx
+        cutoff = MIN_CUTOFF_HZ + BETA * np.abs(self._dx)
+        a = np.array([_alpha(float(c), dt) for c in cutoff])
+        x = self._x + a * delta
+        m = _matrix(x, S)
+        # fail closed: within MAX_DEVIATION eye distances of the raw alignment at every keypoint
+        dev = np.linalg.norm(_keypoints_in_frame(m, S) - _keypoints_in_frame(m_raw, S), axis=1).max() / eye_px
+        if dev > MAX_DEVIATION:
+            self.clamped += 1
+            x, m = self._pulled_back(x, raw, m_raw, S, eye_px, MAX_DEVIATION / dev)
+        self._t, self._x = t, x
+        return m
+
+    @staticmethod
+    def _pulled_back(
+        x: np.ndarray, raw: np.ndarray, m_raw: np.ndarray, S: int, eye_px: float, f: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` moved towards ``raw`` until within MAX_DEVIATION (scale and angle are not linear
+        in the keypoints, so the first guess is checked), else ``raw`` itself."""
+        kp_raw = _keypoints_in_frame(m_raw, S)
+        for _ in range(6):
+            y = raw + (x - raw) * f
+            m = _matrix(y, S)
+            if np.linalg.norm(_keypoints_in_frame(m, S) - kp_raw, axis=1).max() <= MAX_DEVIATION * eye_px:
+                return y, m
+            f *= 0.8
+        return raw, np.asarray(m_raw, np.float64)
