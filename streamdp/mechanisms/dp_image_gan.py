@@ -44,7 +44,7 @@ from ..errors import ModelError
 from ..stages import name_native_thread
 from ..types import FrameJob
 from .base import Mechanism, blank_overlapping_boxes, keypoints_outside
-from .placement import PlacementFilter
+from .steady import PlacementFilter, SteadyCrop
 from .spec import MechanismContext
 from .dp_image import MIN_FACE_PIXELS  # eye-to-mouth px below which a face is pixelated
 
@@ -55,7 +55,9 @@ GAN_FORMAT = "dpimage-gan-v1"
 #: head shows, measured by our detector's yaw proxy (the linear fit under-turns: about 0.6).
 YAW_TARGETS = np.array([0.0, -0.3, 0.3, -0.6, 0.6])
 YAW_GAIN = 0.6
-COLOUR_EMA = 0.25  # per-frame smoothing of the colour transform (no flicker, follows light changes)
+#: Per-frame smoothing of the colour transform: follows a change of light within ~10 frames; 0.25
+#: passed the ring's frame-to-frame noise on (a grey level or so over the whole face, every frame).
+COLOUR_EMA = 0.1
 RENDER_NICE = 10  # live renders: nice of the background render thread (the stream's threads go first)
 RELINK_IOU = 0.3
 #: A predicted (coasting) box shows its track's generated face over the pixelation only this soon
@@ -96,6 +98,7 @@ class _Release:
     ring: np.ndarray | None = None  # the frame's ring sector means when the release was made
     ring_transform: np.ndarray | None = None  # and its colour transform
     placement: PlacementFilter = field(default_factory=PlacementFilter)  # the steadied paste transform
+    shown: SteadyCrop = field(default_factory=SteadyCrop)  # the colour-matched crop, kept while colours hold
 
 
 class GanDpImage(Mechanism):
@@ -172,7 +175,7 @@ class GanDpImage(Mechanism):
     def _apply_frame(self, job: FrameJob) -> None:
         from ..align import estimate_transforms
         from ..generator.latent import yaw_proxy
-        from ..generator.render import apply_colour, blend_surround, colour_transform, ring_stats
+        from ..generator.render import colour_transform, ring_stats
         from ..composite import paste_crops
 
         faces, image = job.faces, job.frame.image
@@ -241,9 +244,7 @@ class GanDpImage(Mechanism):
                 continue
             target = colour_transform(rings[i].stats, self.space.ring_reference, rim=face.rim, ring_sectors=rings[i].sectors)
             rel.colour = target if rel.colour is None else (1 - COLOUR_EMA) * rel.colour + COLOUR_EMA * target
-            crop = apply_colour(face.crop, rel.colour.astype(np.float32))
-            if face.surround is not None:
-                crop = blend_surround(crop, face.surround, rings[i].sectors, rel.colour)
+            crop = rel.shown.crop(face, rel.colour, rings[i].sectors)  # recoloured when colours moved
             pulled = rel.placement.clamped
             m_paste = rel.placement.update(m_out[i], S, t)  # steadied, within MAX_DEVIATION of m_out
             self.counts["placements_pulled_back"] += rel.placement.clamped - pulled

@@ -1,4 +1,4 @@
-"""The generated face's steadied placement (mechanisms/placement.py): it removes keypoint jitter,
+"""The generated face's steadied placement (mechanisms/steady.py): it removes keypoint jitter,
 follows real motion, and never strays from the frame's own alignment by more than its bound."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamdp.align import CANONICAL_KEYPOINTS, EYE_DISTANCE, estimate_transforms
-from streamdp.mechanisms.placement import MAX_DEVIATION, RESET_S, PlacementFilter, _matrix, _params
+from streamdp.mechanisms.steady import MAX_DEVIATION, RESET_S, PlacementFilter, _matrix, _params
 
 S = 256
 
@@ -85,3 +85,57 @@ def test_never_further_than_the_bound(steps):
         m = f.update(m_raw, S, t)
         assert np.all(np.isfinite(m))
         assert _deviation(m, m_raw, eye_px) <= MAX_DEVIATION + 1e-9
+
+
+# -- the colour-matched crop ---------------------------------------------------------------------
+from types import SimpleNamespace  # noqa: E402
+
+from streamdp.generator.render import RING_SECTORS, apply_colour, blend_surround, surround_of  # noqa: E402
+from streamdp.mechanisms.steady import COLOUR_STEP, RING_STEP, SteadyCrop  # noqa: E402
+
+
+def _rendered(seed: int = 0, surround: bool = True):
+    rng = np.random.default_rng(seed)
+    crop = np.clip(rng.normal(140, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
+    return SimpleNamespace(crop=crop, surround=surround_of(crop) if surround else None)
+
+
+def _gain(g: float) -> np.ndarray:
+    return np.hstack([np.eye(3) * g, np.zeros((3, 1))])
+
+
+def test_a_crop_is_kept_while_colours_hold_and_redone_when_they_move():
+    face, steady = _rendered(), SteadyCrop()
+    ring = np.full((RING_SECTORS, 3), 100.0)
+    first = steady.crop(face, _gain(1.0), ring)
+    expected = blend_surround(apply_colour(face.crop, _gain(1.0).astype(np.float32)), face.surround, ring, _gain(1.0))
+    assert np.array_equal(first, expected)
+    # a gain moving the brightest colours by less than the step, the ring by less than its own
+    small = 1.0 + 0.5 * COLOUR_STEP / 255.0
+    assert steady.crop(face, _gain(small), ring + 0.5 * RING_STEP) is first
+    assert steady.reused == 1
+    moved = steady.crop(face, _gain(1.1), ring)  # ~20 grey levels on the bright side
+    assert moved is not first and not np.array_equal(moved, first)
+    # a new render of the face is always recoloured
+    other = _rendered(1)
+    shown = steady.crop(other, _gain(1.1), ring)
+    again = blend_surround(apply_colour(other.crop, _gain(1.1).astype(np.float32)), other.surround, steady._averaged(None), _gain(1.1))
+    assert np.array_equal(shown, again)
+
+
+def test_the_ring_is_averaged_and_a_missing_sector_keeps_its_average():
+    face, steady = _rendered(), SteadyCrop()
+    ring = np.full((RING_SECTORS, 3), 100.0)
+    steady.crop(face, _gain(1.0), ring)
+    jump = ring.copy()
+    jump[0] = 200.0  # one frame's hair beside the head: a quarter of it reaches the average
+    jump[1] = np.nan  # a sector this frame does not show
+    steady.crop(face, _gain(1.0), jump)
+    avg = steady._averaged(None)
+    assert avg[0, 0] == 125.0 and avg[1, 0] == 100.0 and avg[2, 0] == 100.0
+
+
+def test_a_face_without_surroundings_ignores_the_ring():
+    face, steady = _rendered(surround=False), SteadyCrop()
+    first = steady.crop(face, _gain(1.0), np.full((RING_SECTORS, 3), 50.0))
+    assert steady.crop(face, _gain(1.0), np.full((RING_SECTORS, 3), 250.0)) is first
