@@ -32,7 +32,12 @@ def _in_frame(m: np.ndarray) -> np.ndarray:
 
 
 def _deviation(m: np.ndarray, m_raw: np.ndarray, eye_px: float) -> float:
-    return float(np.linalg.norm(_in_frame(m) - _in_frame(m_raw), axis=1).max() / eye_px)
+    """In eye distances of the raw alignment (as the filter measures it: ``eye_px`` is the
+    nominal one, which the float32 alignment reproduces to ~1e-7)."""
+    scale = math.hypot(m_raw[0, 0], m_raw[1, 0])  # image->crop
+    measured = EYE_DISTANCE * S / scale
+    assert abs(measured - eye_px) <= 1e-4 * eye_px
+    return float(np.linalg.norm(_in_frame(m) - _in_frame(m_raw), axis=1).max() / measured)
 
 
 def test_parameters_round_trip():
@@ -61,7 +66,7 @@ def test_follows_motion_within_the_bound():
         x = 300.0 + min(i, 60) * (200.0 / 24)
         m_raw = _m(_face(x, 360.0, 100.0))
         m = f.update(m_raw, S, i / 24)
-        assert _deviation(m, m_raw, 100.0) <= MAX_DEVIATION + 1e-9
+        assert _deviation(m, m_raw, 100.0) <= MAX_DEVIATION * (1 + 1e-9)
     assert _deviation(m, m_raw, 100.0) < 0.01  # settled where the face stopped
 
 
@@ -84,7 +89,7 @@ def test_never_further_than_the_bound(steps):
         m_raw = _m(_face(640.0 + dx, 360.0 + dy, eye_px, angle))
         m = f.update(m_raw, S, t)
         assert np.all(np.isfinite(m))
-        assert _deviation(m, m_raw, eye_px) <= MAX_DEVIATION + 1e-9
+        assert _deviation(m, m_raw, eye_px) <= MAX_DEVIATION * (1 + 1e-9)
 
 
 # -- the colour-matched crop ---------------------------------------------------------------------

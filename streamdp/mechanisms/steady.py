@@ -129,7 +129,8 @@ class PlacementFilter:
         dev = np.linalg.norm(_keypoints_in_frame(m, S) - _keypoints_in_frame(m_raw, S), axis=1).max() / eye_px
         if dev > MAX_DEVIATION:
             self.clamped += 1
-            x, m = self._pulled_back(x, raw, m_raw, S, eye_px, MAX_DEVIATION / dev)
+            # aimed a little inside the bound: the check below is exact, the aim need not be
+            x, m = self._pulled_back(x, raw, m_raw, S, eye_px, 0.99 * MAX_DEVIATION / dev)
         self._t, self._x = t, x
         return m
 
