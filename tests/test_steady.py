@@ -124,7 +124,7 @@ def test_a_crop_is_kept_while_colours_hold_and_redone_when_they_move():
     # a new render of the face is always recoloured
     other = _rendered(1)
     shown = steady.crop(other, _gain(1.1), ring)
-    again = blend_surround(apply_colour(other.crop, _gain(1.1).astype(np.float32)), other.surround, steady._averaged(None), _gain(1.1))
+    again = blend_surround(apply_colour(other.crop, _gain(1.1).astype(np.float32)), other.surround, steady.ring_average, _gain(1.1))
     assert np.array_equal(shown, again)
 
 
@@ -136,7 +136,7 @@ def test_the_ring_is_averaged_and_a_missing_sector_keeps_its_average():
     jump[0] = 200.0  # one frame's hair beside the head: a quarter of it reaches the average
     jump[1] = np.nan  # a sector this frame does not show
     steady.crop(face, _gain(1.0), jump)
-    avg = steady._averaged(None)
+    avg = steady.ring_average
     assert avg[0, 0] == 125.0 and avg[1, 0] == 100.0 and avg[2, 0] == 100.0
 
 

@@ -59,7 +59,8 @@ RING_EMA = 0.25
 RING_STEP = 4.0
 
 
-def _alpha(cutoff_hz: float, dt: float) -> float:
+def _alpha(cutoff_hz: float | np.ndarray, dt: float) -> Any:
+    """The One Euro smoothing factor of a low-pass at ``cutoff_hz`` (a value or an array) for a step ``dt``."""
     tau = 1.0 / (2.0 * math.pi * cutoff_hz)
     return 1.0 / (1.0 + tau / dt)
 
@@ -97,11 +98,7 @@ class PlacementFilter:
         self._t: float | None = None
         self._x: np.ndarray | None = None  # filtered parameters
         self._dx = np.zeros(4)  # filtered speed (normalized units a second)
-        self.clamped = 0  # frames pulled back onto MAX_DEVIATION (reported)
-
-    def reset(self) -> None:
-        self._t, self._x = None, None
-        self._dx = np.zeros(4)
+        self.clamped = 0  # frames pulled back onto MAX_DEVIATION (the report's placements_pulled_back)
 
     def update(self, m_raw: np.ndarray, S: int, t: float) -> np.ndarray:
         raw = _params(m_raw, S)
@@ -122,25 +119,25 @@ class PlacementFilter:
         a_d = _alpha(D_CUTOFF_HZ, dt)
         self._dx = a_d * speed + (1.0 - a_d) * self._dx
         cutoff = MIN_CUTOFF_HZ + BETA * np.abs(self._dx)
-        a = np.array([_alpha(float(c), dt) for c in cutoff])
-        x = self._x + a * delta
+        x = self._x + _alpha(cutoff, dt) * delta
         m = _matrix(x, S)
         # fail closed: within MAX_DEVIATION eye distances of the raw alignment at every keypoint
-        dev = np.linalg.norm(_keypoints_in_frame(m, S) - _keypoints_in_frame(m_raw, S), axis=1).max() / eye_px
+        kp_raw = _keypoints_in_frame(m_raw, S)
+        dev = np.linalg.norm(_keypoints_in_frame(m, S) - kp_raw, axis=1).max() / eye_px
         if dev > MAX_DEVIATION:
             self.clamped += 1
             # aimed a little inside the bound: the check below is exact, the aim need not be
-            x, m = self._pulled_back(x, raw, m_raw, S, eye_px, 0.99 * MAX_DEVIATION / dev)
+            x, m = self._pulled_back(x, raw, m_raw, kp_raw, S, eye_px, 0.99 * MAX_DEVIATION / dev)
         self._t, self._x = t, x
         return m
 
     @staticmethod
     def _pulled_back(
-        x: np.ndarray, raw: np.ndarray, m_raw: np.ndarray, S: int, eye_px: float, f: float
+        x: np.ndarray, raw: np.ndarray, m_raw: np.ndarray, kp_raw: np.ndarray, S: int, eye_px: float, f: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``x`` moved towards ``raw`` until within MAX_DEVIATION (scale and angle are not linear
-        in the keypoints, so the first guess is checked), else ``raw`` itself."""
-        kp_raw = _keypoints_in_frame(m_raw, S)
+        """``x`` moved towards ``raw`` until within MAX_DEVIATION of ``kp_raw`` (``m_raw``'s
+        keypoints; scale and angle are not linear in them, so the first guess is checked), else
+        ``raw`` itself."""
         for _ in range(6):
             y = raw + (x - raw) * f
             m = _matrix(y, S)
@@ -161,38 +158,40 @@ class SteadyCrop:
         self._refs: np.ndarray | None = None  # (3, 4) the face's dark, mean and bright colours, homogeneous
         self._crop: np.ndarray | None = None
         self._ring: np.ndarray | None = None  # the ring sectors, averaged over frames
-        self.reused = 0  # frames shown with the previous crop (reported)
+        self.reused = 0  # frames shown with the previous crop (tests, diagnostics)
 
-    def crop(self, face: Any, colour: np.ndarray, sectors: np.ndarray | None) -> np.ndarray:
+    @property
+    def ring_average(self) -> np.ndarray | None:
+        """The ring sectors averaged over the frames so far (None before the first)."""
+        return self._ring
+
+    def crop(self, face: Any, colour: np.ndarray, sectors: np.ndarray) -> np.ndarray:
         """The crop to paste: ``face`` (a ``RenderedFace``) recoloured by ``colour`` and its edge
         blended towards the ring's ``sectors``, when that would differ from the last crop by more
         than COLOUR_STEP somewhere; else the last crop."""
         from ..generator.render import apply_colour, blend_surround
 
         colour = np.asarray(colour, np.float64)
-        sectors = self._averaged(sectors)
-        if face.surround is None:
-            sectors = None  # nothing of it follows the ring
+        ring = self._averaged(sectors)
+        sectors_used = None if face.surround is None else ring  # without surroundings nothing follows the ring
         if face is not self._face:
             px = face.crop.reshape(-1, 3).astype(np.float32)
             refs = np.stack([np.percentile(px, 5, axis=0), px.mean(axis=0), np.percentile(px, 95, axis=0)])
             self._refs = np.hstack([refs, np.ones((3, 1))]).astype(np.float64)
-        elif self._crop is not None and self._close(colour, sectors):
+        elif self._crop is not None and self._close(colour, sectors_used):
             self.reused += 1
             return self._crop
         self._face, self._colour = face, colour.copy()
-        self._sectors = None if sectors is None else np.array(sectors, np.float64)
+        self._sectors = None if sectors_used is None else sectors_used.copy()
         crop = apply_colour(face.crop, colour.astype(np.float32))
-        self._crop = crop if face.surround is None else blend_surround(crop, face.surround, sectors, colour)
+        self._crop = crop if face.surround is None else blend_surround(crop, face.surround, sectors_used, colour)
         return self._crop
 
-    def _averaged(self, sectors: np.ndarray | None) -> np.ndarray | None:
+    def _averaged(self, sectors: np.ndarray) -> np.ndarray:
         """This frame's ring sectors folded into their running average (a sector the frame does
-        not show keeps its average; one shown for the first time starts at its value)."""
-        if sectors is None:
-            return self._ring
+        not show, NaN, keeps its average; one shown for the first time starts at its value)."""
         new = np.asarray(sectors, np.float64)
-        if self._ring is None or self._ring.shape != new.shape:
+        if self._ring is None:
             self._ring = new.copy()
         else:
             old = self._ring
@@ -200,15 +199,14 @@ class SteadyCrop:
         return self._ring
 
     def _close(self, colour: np.ndarray, sectors: np.ndarray | None) -> bool:
+        """Whether the last crop (of the same face) still shows ``colour`` and ``sectors``."""
         assert self._refs is not None and self._colour is not None
         if np.abs(self._refs @ (colour - self._colour).T).max() > COLOUR_STEP:
             return False
-        if sectors is not None or self._sectors is not None:
-            if sectors is None or self._sectors is None or np.shape(sectors) != self._sectors.shape:
-                return False
-            a, b = np.asarray(sectors, np.float64), self._sectors
-            same_gaps = np.isnan(a) == np.isnan(b)
-            if not same_gaps.all():
-                return False
-            return bool(np.abs(np.where(np.isnan(a), 0.0, a - b)).max(initial=0.0) <= RING_STEP)
-        return True
+        if sectors is None:  # the same face: it had no surroundings to follow the ring then either
+            return True
+        assert self._sectors is not None
+        gaps = np.isnan(sectors)
+        if (gaps != np.isnan(self._sectors)).any():
+            return False
+        return bool(np.abs(np.where(gaps, 0.0, sectors - self._sectors)).max(initial=0.0) <= RING_STEP)
