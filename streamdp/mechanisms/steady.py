@@ -14,7 +14,7 @@ log scale and the angle. Positions are measured in the face's own eye distances,
 constants serves a 40 px face and a 900 px one.
 
 Fail closed: the steadied placement never strays from the frame's own alignment by more than
-``MAX_DEVIATION`` eye distances at any canonical keypoint (it is pulled back onto that bound
+``MAX_DEVIATION`` eye distances at any canonical keypoint (it is pulled back within that bound
 otherwise). The replaced ellipse reaches 1.2 eye distances beside the face centre (0.7 beyond the
 eyes) plus its feather, so the raw eyes, nose and mouth stay under the generated face; a scene
 cut, a jump or a track gap longer than ``RESET_S`` starts again from the raw alignment.
@@ -43,7 +43,7 @@ from ..align import CANONICAL_KEYPOINTS, EYE_DISTANCE
 MAX_DEVIATION = 0.1
 #: One Euro constants: the cutoff (Hz) of a still face, its rise per eye distance a second of
 #: speed, and the cutoff of the speed estimate itself. BETA 0.6 / 1.5 / 3 (bundled sample,
-#: carphone, bikes): jitter 0.64 / 0.74 / 0.85 px on the sample (2.45 raw), frames pulled back onto
+#: carphone, bikes): jitter 0.64 / 0.74 / 0.85 px on the sample (2.45 raw), frames pulled back within
 #: MAX_DEVIATION (lagging) 37 / 12 / 3 of 472, 35 / 22 / 9 of 120, 16 / 13 / 6 of 17.
 MIN_CUTOFF_HZ = 1.0
 BETA = 1.5
@@ -98,7 +98,7 @@ class PlacementFilter:
         self._t: float | None = None
         self._x: np.ndarray | None = None  # filtered parameters
         self._dx = np.zeros(4)  # filtered speed (normalized units a second)
-        self.clamped = 0  # frames pulled back onto MAX_DEVIATION (the report's placements_pulled_back)
+        self.clamped = 0  # frames pulled back within MAX_DEVIATION (the report's placements_pulled_back)
 
     def update(self, m_raw: np.ndarray, S: int, t: float) -> np.ndarray:
         raw = _params(m_raw, S)
